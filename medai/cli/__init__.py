@@ -1,0 +1,1 @@
+"""The ``medai`` command line."""
