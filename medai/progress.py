@@ -86,8 +86,8 @@ class Progress:
                     f"{event['index'] + 1}/{event['cases']} {event['case'][:40]} {event['stage']:<14}")
             self.stream.write(line)
         elif kind == "case_done":
-            self.stream.write(("\r" if tty else "") + f"done    {event['case']} -> {event['output']} ({event['seconds']:.1f} s)\x1b[K\n" if tty
-                              else f"done    {event['case']} -> {event['output']} ({event['seconds']:.1f} s)\n")
+            clear = "\r\x1b[K" if tty else ""
+            self.stream.write(f"{clear}done    {event['case']} -> {event['output']} ({event['seconds']:.1f} s)\n")
         elif kind == "case_failed":
             self.stream.write(("\r\x1b[K" if tty else "") + f"FAILED  {event['case']}: {event['error']}\n")
         elif kind == "summary":
