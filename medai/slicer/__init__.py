@@ -1,0 +1,27 @@
+"""The MRML bridge: volume nodes <-> the engine's Volume. Imports slicer, never qt.
+
+Works inside the Slicer application and, through :func:`init_headless`, with slicer-core alone.
+``MedAISegLogic`` (the segmentation module's logic) loads on first access.
+"""
+
+from typing import Any
+
+from medai.slicer.headless import init_headless
+from medai.slicer.volume_nodes import load_volume_node, node_from_volume, save_volume_node, volume_from_node
+
+__all__ = [
+    "MedAISegLogic",
+    "init_headless",
+    "load_volume_node",
+    "node_from_volume",
+    "save_volume_node",
+    "volume_from_node",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "MedAISegLogic":
+        from medai.slicer.seg_logic import MedAISegLogic
+
+        return MedAISegLogic
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
