@@ -1,4 +1,4 @@
-"""The MRML bridge: volume nodes <-> the engine's Volume. Imports slicer, never qt.
+"""The MRML bridge: volume and segmentation nodes <-> the engine's Volume and labels. Imports slicer, never qt.
 
 Works inside the Slicer application and, through :func:`init_headless`, with slicer-core alone.
 ``MedAISegLogic`` (the segmentation module's logic) loads on first access.
@@ -7,14 +7,24 @@ Works inside the Slicer application and, through :func:`init_headless`, with sli
 from typing import Any
 
 from medai.slicer.headless import init_headless
+from medai.slicer.segmentation_nodes import (
+    labels_from_segmentation_node,
+    load_segmentation_node,
+    save_segmentation_node,
+    segmentation_node_from_labels,
+)
 from medai.slicer.volume_nodes import load_volume_node, node_from_volume, save_volume_node, volume_from_node
 
 __all__ = [
     "MedAISegLogic",
     "init_headless",
+    "labels_from_segmentation_node",
+    "load_segmentation_node",
     "load_volume_node",
     "node_from_volume",
+    "save_segmentation_node",
     "save_volume_node",
+    "segmentation_node_from_labels",
     "volume_from_node",
 ]
 
