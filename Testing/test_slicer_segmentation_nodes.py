@@ -22,7 +22,6 @@ from medai.slicer import (
     segmentation_node_from_labels,
     volume_from_node,
 )
-from medai.slicer.terminology import to_slicer_entry
 
 ANATOMY = Code("123037004", "SCT", "Anatomical Structure")
 BRAIN = Terminology(ANATOMY, Code("12738006", "SCT", "Brain"))
@@ -138,7 +137,7 @@ def test_seg_nrrd_reads_back_in_simpleitk_slicerio_and_slicer(case, tmp_path):
     assert [(s["name"], s["labelValue"]) for s in seg["segments"]] == [(lb.name, lb.value) for lb in LABELS]
     np.testing.assert_allclose([s["color"] for s in seg["segments"]], [lb.color for lb in LABELS], atol=1e-6)
     assert [slicerio.segmentation.terminology_entry_to_string(s["terminology"]) for s in seg["segments"]] == [
-        to_slicer_entry(lb.terminology) for lb in LABELS]
+        lb.terminology.to_slicer_string() for lb in LABELS]
     from_slicerio = Volume.from_ijk_to_ras(seg["voxels"].transpose(2, 1, 0), np.diag([-1.0, -1, 1, 1]) @ seg["ijkToLPS"])
     np.testing.assert_array_equal(resample_to_grid(from_slicerio, labels, "nearest").array, labels.array)
 

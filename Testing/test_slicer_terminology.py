@@ -1,4 +1,4 @@
-"""Terminology <-> Slicer's terminology entry string, checked against Slicer's API, slicerio's parser and the
+"""The engine's Terminology <-> Slicer's terminology entry string, checked against Slicer's API, slicerio's parser and the
 literal format Slicer 5.x writes."""
 
 import pytest
@@ -8,7 +8,6 @@ import vtk
 
 from medai import MedAIError
 from medai.labels import Code, Terminology
-from medai.slicer.terminology import from_slicer_entry, to_slicer_entry
 
 ANATOMY = Code("123037004", "SCT", "Anatomical Structure")
 BRAIN = Terminology(ANATOMY, Code("12738006", "SCT", "Brain"))
@@ -22,15 +21,15 @@ FULL = Terminology(ANATOMY, Code("71854001", "SCT", "Colon"), Code("7771000", "S
 
 def test_entry_string_is_slicers_format():
     assert slicer.vtkSegment.GetTerminologyEntryTagName() == "TerminologyEntry"
-    assert to_slicer_entry(BRAIN) == (
+    assert BRAIN.to_slicer_string() == (
         "Segmentation category and type - DICOM master list~SCT^123037004^Anatomical Structure~SCT^12738006^Brain"
         "~^^~Anatomic codes - DICOM master list~^^~^^")
 
 
 @pytest.mark.parametrize("terminology", [BRAIN, LEFT_KIDNEY_CYST, FULL], ids=["type", "region", "all-codes"])
 def test_round_trip_and_independent_readers_agree(terminology):
-    entry = to_slicer_entry(terminology)
-    assert from_slicer_entry(entry) == terminology
+    entry = terminology.to_slicer_string()
+    assert Terminology.from_slicer_string(entry) == terminology
     parsed = slicer.vtkSlicerTerminologyEntry()  # Slicer's reader sees the same codes
     assert slicer.vtkSlicerTerminologiesModuleLogic.DeserializeTerminologyEntry(entry, parsed)
     assert parsed.GetTypeObject().GetCodeValue() == terminology.type.value
@@ -43,19 +42,19 @@ def test_round_trip_and_independent_readers_agree(terminology):
 
 def test_segment_tag_holds_the_entry():
     segment = slicer.vtkSegment()
-    segment.SetTerminology(to_slicer_entry(FULL))
+    segment.SetTerminology(FULL.to_slicer_string())
     tag = vtk.reference("")
     assert segment.GetTag("TerminologyEntry", tag)
-    assert from_slicer_entry(str(tag)) == FULL
+    assert Terminology.from_slicer_string(str(tag)) == FULL
 
 
 def test_empty_or_incomplete_entries_give_none():
-    assert from_slicer_entry("") is None
-    assert from_slicer_entry("not a terminology") is None
-    assert from_slicer_entry("Segmentation category and type - DICOM master list~SCT^123037004^Anatomical Structure~^^~^^~~^^~^^") is None
+    assert Terminology.from_slicer_string("") is None
+    assert Terminology.from_slicer_string("not a terminology") is None
+    assert Terminology.from_slicer_string("Segmentation category and type - DICOM master list~SCT^123037004^Anatomical Structure~^^~^^~~^^~^^") is None
 
 
 def test_codes_slicer_cannot_store_are_refused():
     for meaning in ("Brain~stem", "a^b", "x|y"):
         with pytest.raises(MedAIError, match="cannot store"):
-            to_slicer_entry(Terminology(ANATOMY, Code("1", "SCT", meaning)))
+            Terminology(ANATOMY, Code("1", "SCT", meaning)).to_slicer_string()

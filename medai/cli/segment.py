@@ -1,0 +1,102 @@
+"""``medai segment INPUT... -o OUTPUT --model ID``: segment images or DICOM series, one or a batch."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from medai.errors import MedAIError
+
+OUTPUT_FORMATS = (".seg.nrrd", ".nii.gz", ".nii", ".nrrd", ".mha")
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser("segment", help="segment images with a model",
+                                   description="Segment images or DICOM series folders with a model.")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image file or DICOM series folder")
+    parser.add_argument("-o", "--output", required=True,
+                        help="output file for one input (.seg.nrrd, .nii.gz, .nrrd), or a folder for several")
+    parser.add_argument("--model", default="brain-extraction", help="model id or path to a model card (default: %(default)s)")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--format", default=".seg.nrrd", choices=OUTPUT_FORMATS,
+                        help="file format of outputs written into a folder (default: %(default)s)")
+    parser.add_argument("--progress", default="bar", choices=("bar", "json", "none"),
+                        help="progress display: a bar on the terminal, JSON lines on stdout, or none")
+    parser.add_argument("--overwrite", action="store_true", help="replace output files that already exist")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def output_paths(inputs: list[str], output: str, fmt: str) -> list[Path]:
+    """Where each input's result goes: ``output`` itself for one input named like a file, else a folder."""
+    out = Path(output)
+    if len(inputs) == 1 and out.name.lower().endswith(OUTPUT_FORMATS) and not out.is_dir():
+        return [out]
+    if out.exists() and not out.is_dir():
+        raise MedAIError("is a file; several inputs need an output folder", out)
+    names = []
+    for item in inputs:
+        name = Path(item.rstrip("/\\")).name
+        for ext in (".nii.gz", ".seg.nrrd", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm", ".png"):
+            if name.lower().endswith(ext):
+                name = name[: -len(ext)]
+                break
+        names.append(name or "image")
+    # Two inputs with the same name must not overwrite each other's results.
+    seen: dict[str, int] = {}
+    paths = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        paths.append(out / (f"{name}{fmt}" if names.count(name) == 1 else f"{name}_{seen[name]}{fmt}"))
+    return paths
+
+
+def write_result(result, path: Path) -> None:
+    """Write a segmentation result by the path's extension."""
+    if path.name.lower().endswith(".seg.nrrd"):
+        from medai.io.seg_nrrd import write_seg_nrrd
+
+        write_seg_nrrd(result.label_map, result.labels, path)
+    else:
+        from medai.io import write_volume
+
+        write_volume(result.label_map, path)
+
+
+def run(args: argparse.Namespace) -> int:
+    from medai.io import read_volume
+    from medai.pipeline import Segmenter
+    from medai.progress import Progress
+
+    progress = Progress(args.progress)
+    targets = output_paths(args.inputs, args.output, args.format)
+    if len(targets) > 1 or targets[0].parent != Path(args.output).parent:
+        Path(args.output).mkdir(parents=True, exist_ok=True)
+    segmenter = Segmenter(args.model, args.device)
+    progress.start(len(args.inputs))
+    for index, (item, target) in enumerate(zip(args.inputs, targets)):
+        progress.begin_case(index, item)
+        try:
+            if target.exists() and not args.overwrite:
+                raise MedAIError("already exists; use --overwrite to replace it", target)
+            progress.update("read", 0.01)
+            volume = read_volume(item)
+            result = segmenter(volume, progress=progress.update, source=item)
+            for warning in result.warnings:
+                print(f"medai: warning: {item}: {warning}", file=sys.stderr)
+            write_result(result, target)
+            progress.case_done(str(target), timings={k: round(v, 3) for k, v in result.timings.items()})
+        except MedAIError as error:
+            if args.debug:
+                raise
+            progress.case_failed(error.one_line())
+        except Exception as error:  # noqa: BLE001 - a batch reports every case and carries on
+            if args.debug:
+                raise
+            progress.case_failed(f"{item}: unexpected error ({type(error).__name__}: {error}); rerun with --debug")
+    summary = progress.summary()
+    if summary["failed"] and len(args.inputs) == 1:
+        # one input: the one-line error goes to stderr as for every other command
+        print(f"medai: error: {summary['failures'][0]['error']}", file=sys.stderr)
+    return 1 if summary["failed"] else 0

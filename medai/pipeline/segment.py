@@ -1,0 +1,117 @@
+"""The segmentation pipeline: a volume in, a label map on the volume's exact grid out."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Union
+
+import numpy as np
+
+from medai.errors import MedAIError, PathLike
+from medai.labels import SegmentLabel
+from medai.models.card import ModelCard
+from medai.volume import Volume
+
+#: Rough share of a case's time per stage, so progress moves at a believable pace.
+STAGE_START = {"checks": 0.0, "preprocess": 0.02, "localise": 0.08, "segment": 0.15, "postprocess": 0.9, "done": 1.0}
+
+ProgressCallback = Callable[[str, float], None]
+
+
+@dataclass
+class SegmentationResult:
+    """A label map on the input's grid, what its values mean, warnings and per-stage seconds."""
+
+    label_map: Volume
+    labels: list[SegmentLabel]
+    warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class Segmenter:
+    """Runs one model card; networks are loaded (after their SHA256 check) on first use and kept."""
+
+    def __init__(self, card: Union[ModelCard, str], device: str = "auto") -> None:
+        from medai.models import get_card
+
+        self.card = get_card(card) if isinstance(card, str) else card
+        if self.card.task != "segmentation":
+            raise MedAIError(f"model '{self.card.id}' is a {self.card.task} model, not a segmentation model")
+        self.device_request = device
+        self._networks: Optional[dict] = None
+        self.device = "cpu"
+
+    def load(self) -> dict:
+        """Verify and load the card's networks (once)."""
+        if self._networks is None:
+            from medai.models.weights import verified_weight
+            from medai.runtime.device import configure_threads, resolve_device
+            from medai.runtime.torchscript import TorchScriptNetwork
+
+            self.device = resolve_device(self.device_request)
+            configure_threads()
+            self._networks = {role: TorchScriptNetwork(verified_weight(self.card, role), self.device)
+                              for role in self.card.weights}
+        return self._networks
+
+    def __call__(self, volume: Volume, progress: Optional[ProgressCallback] = None,
+                 source: Optional[PathLike] = None) -> SegmentationResult:
+        """Segment ``volume``; ``progress(stage, fraction)`` is called as each stage begins."""
+        from medai.pipeline.checks import check_input
+        from medai.pipeline.inference import MODES
+        from medai.pipeline.orientation import canonical_reorientation
+        from medai.pipeline.postprocess import scores_to_labels
+
+        card = self.card
+        timer = _StageTimer(progress)
+
+        timer.begin("checks")
+        warnings = check_input(volume, card, source)
+        networks = self.load()
+
+        timer.begin("preprocess")
+        orientation = card.preprocessing.get("orientation", "none")
+        reorientation = canonical_reorientation(volume, orientation) if orientation != "none" else None
+        image = np.nan_to_num(volume.array.transpose(2, 1, 0).astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        if reorientation is not None:
+            image = reorientation.apply(image)
+
+        intensity = card.preprocessing.get("intensity", {"type": "none"})
+        scores = MODES[card.inference["mode"]](image, networks, card.inference, intensity, timer.begin)
+
+        timer.begin("postprocess")
+        labels = scores_to_labels(scores, card.postprocessing, [label.value for label in card.labels],
+                                  card.inference.get("foreground_channel", 1))
+        if reorientation is not None:
+            labels = reorientation.invert(labels)
+        label_map = volume.with_array(np.ascontiguousarray(labels.transpose(2, 1, 0)))
+        label_map.metadata = {"model": card.id, "model_version": card.version}
+        timer.begin("done")
+        return SegmentationResult(label_map, list(card.labels), warnings, timer.seconds)
+
+
+class _StageTimer:
+    """Times consecutive stages and reports each start to an optional progress callback."""
+
+    def __init__(self, progress: Optional[ProgressCallback]) -> None:
+        self.progress = progress
+        self.seconds: dict[str, float] = {}
+        self._stage: Optional[str] = None
+        self._t0 = self._start = time.perf_counter()
+
+    def begin(self, stage: str, fraction: float = 0.0) -> None:
+        now = time.perf_counter()
+        if self._stage is not None:
+            self.seconds[self._stage] = self.seconds.get(self._stage, 0.0) + now - self._start
+        self._stage, self._start = stage, now
+        if stage == "done":
+            self.seconds["total"] = now - self._t0
+        if self.progress:
+            self.progress(stage, STAGE_START.get(stage, 0.5))
+
+
+def segment_volume(volume: Volume, model: Union[ModelCard, str] = "brain-extraction", device: str = "auto",
+                   progress: Optional[ProgressCallback] = None) -> SegmentationResult:
+    """Segment one volume with ``model`` (an id, a card path or a card); see :class:`Segmenter`."""
+    return Segmenter(model, device)(volume, progress)

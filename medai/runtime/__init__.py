@@ -1,0 +1,1 @@
+"""Runtimes that execute a model's weights (TorchScript today)."""
