@@ -1,0 +1,52 @@
+"""The console API (MedAISeg's logic) on real MRML and real images: the node a user gets, and its accuracy."""
+
+import numpy as np
+import pytest
+
+from medai.io import read_volume
+from medai.metrics import dice
+from medai.slicer import (MedAISegLogic, init_headless, labels_from_segmentation_node, load_volume_node,
+                          node_from_volume)
+from conftest import COLIN27, ITK_T1, geometry_variants
+
+
+@pytest.fixture(scope="module")
+def logic():
+    init_headless()
+    return MedAISegLogic()
+
+
+@pytest.mark.parametrize("path, floor, mask_fixture", [(COLIN27, 0.93, "colin27_brain_mask"),
+                                                      (ITK_T1, 0.95, "itk_t1_brain_mask")], ids=["colin27", "itk-t1"])
+def test_segment_volume_node_meets_dice_floor(logic, path, floor, mask_fixture, request):
+    volume_node = load_volume_node(path)
+    seg_node = logic.segment(volume_node, model="brain-extraction", closed_surface=True)
+    assert seg_node.IsA("vtkMRMLSegmentationNode")
+    assert seg_node.GetName() == f"{volume_node.GetName()} brain-extraction"
+    assert seg_node.GetNodeReference("referenceImageGeometryRef") is volume_node
+    segmentation = seg_node.GetSegmentation()
+    assert segmentation.GetNumberOfSegments() == 1
+    segment = segmentation.GetNthSegment(0)
+    assert segment.GetName() == "Brain"
+    assert "SCT^12738006^Brain" in segment.GetTerminology()
+    np.testing.assert_allclose(segment.GetColor(), (250 / 255, 250 / 255, 225 / 255), atol=1e-6)
+    assert segmentation.ContainsRepresentation("Closed surface")
+    label_map, labels = labels_from_segmentation_node(seg_node, volume_node)
+    reference = request.getfixturevalue(mask_fixture)
+    assert label_map.same_grid(reference, tol=1e-4)
+    score = dice(label_map.array > 0, reference.array > 0)
+    assert score >= floor, f"Dice {score:.4f} < {floor}"
+
+
+def test_console_loop_over_volumes_keeps_inputs_and_names_outputs(logic, itk_t1):
+    """A console loop: several volumes (one with an oblique, flipped geometry), each gets its own node on its grid."""
+    variants = geometry_variants(itk_t1)
+    nodes = [node_from_volume(variants[name], name=f"case-{name}") for name in ("original", "anisotropic")]
+    before = [n.GetImageData().GetScalarRange() for n in nodes]
+    segs = [logic.segment(node) for node in nodes]
+    assert [s.GetName() for s in segs] == ["case-original brain-extraction", "case-anisotropic brain-extraction"]
+    for node, seg, rng in zip(nodes, segs, before):
+        assert node.GetImageData().GetScalarRange() == rng  # the input is untouched
+        label_map, _ = labels_from_segmentation_node(seg, node)
+        assert label_map.array.shape == itk_t1.array.shape
+        assert label_map.array.any()
