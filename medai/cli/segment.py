@@ -80,11 +80,13 @@ def run(args: argparse.Namespace) -> int:
         try:
             if target.exists() and not args.overwrite:
                 raise MedAIError("already exists; use --overwrite to replace it", target)
-            progress.update("read", 0.01)
+            progress.update("read", 0.0)
             volume = read_volume(item)
-            result = segmenter(volume, progress=progress.update, source=item)
+            # the pipeline reports 0..1 within itself; reading and writing take the ends of the case's bar
+            result = segmenter(volume, progress=lambda stage, f: progress.update(stage, 0.02 + 0.93 * f), source=item)
             for warning in result.warnings:
                 print(f"medai: warning: {item}: {warning}", file=sys.stderr)
+            progress.update("write", 0.96)
             write_result(result, target)
             progress.case_done(str(target), timings={k: round(v, 3) for k, v in result.timings.items()})
         except MedAIError as error:
