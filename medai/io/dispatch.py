@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Optional
 
 from medai.errors import MedAIError, PathLike
+from medai.io.atomic import atomic_target  # noqa: F401  (medai.slicer writes .seg.nrrd files with it)
 from medai.volume import Volume
 
 #: Extensions handled by SimpleITK's file readers, longest first so ``.nii.gz`` wins over ``.gz``.
 ITK_EXTENSIONS = (".seg.nrrd", ".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
+#: What ``write_volume`` writes; ``.seg.nrrd`` files are segmentations, written by ``medai.slicer``.
+WRITE_EXTENSIONS = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 IMAGE2D_EXTENSIONS = (".png",)
-DICOM_EXTENSIONS = (".dcm", ".dicom")
 
 
 def image_kind(path: PathLike) -> str:
@@ -31,7 +32,9 @@ def image_kind(path: PathLike) -> str:
 def read_volume(path: PathLike, series_uid: Optional[str] = None) -> Volume:
     """Read an image file or a DICOM series folder into a Volume (K,J,I array, LPS geometry).
 
-    ``series_uid`` picks one series in a folder that holds several.
+    NIfTI/NRRD/MetaImage files go to SimpleITK, ``.png`` files to :func:`medai.io.image2d.read_image2d`, and
+    folders and any other file to :func:`medai.io.dicom_series.read_dicom` (``series_uid`` picks one series in
+    a folder that holds several). Every problem is a :class:`MedAIError` naming the file.
     """
     p = Path(path)
     if not p.exists():
@@ -53,19 +56,16 @@ def read_volume(path: PathLike, series_uid: Optional[str] = None) -> Volume:
 def write_volume(volume: Volume, path: PathLike) -> Path:
     """Write ``volume`` to ``path`` by its extension (NIfTI, NRRD, MHA/MHD). Returns the path written.
 
-    The file appears only once it is complete: it is written next to its destination and moved in place.
+    The file appears only once it is complete. DICOM series are written by
+    :func:`medai.io.dicom_write.write_dicom_series`.
     """
     p = Path(path)
-    if image_kind(p) != "itk" or p.is_dir():
-        raise MedAIError(f"cannot write this format; use one of {', '.join(ITK_EXTENSIONS)}", p)
+    if p.name.lower().endswith(".seg.nrrd"):
+        raise MedAIError("is a segmentation file name; write_volume writes images (segmentations are saved by medai.slicer)", p)
+    if not p.name.lower().endswith(WRITE_EXTENSIONS) or p.is_dir():
+        raise MedAIError(f"cannot write this format; use one of {', '.join(WRITE_EXTENSIONS)}", p)
     if not p.parent.is_dir():
         raise MedAIError("the folder to write into does not exist", p.parent)
     from medai.io.itk_files import write_itk_file
 
     return write_itk_file(volume, p)
-
-
-def atomic_target(path: Path) -> Path:
-    """A temporary name beside ``path`` that keeps its extension (so writers pick the same format)."""
-    name = path.name
-    return path.with_name(f".{os.getpid()}.partial.{name}")

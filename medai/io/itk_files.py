@@ -1,36 +1,60 @@
-"""NIfTI, NRRD and MetaImage files through SimpleITK (which reports geometry in LPS)."""
+"""NIfTI, NRRD and MetaImage files through SimpleITK (which reports geometry in LPS).
+
+Geometry is kept exactly: NRRD writes ``space directions``/``space origin`` and MetaImage its transform in
+full precision; NIfTI keeps qform and sform (with qfac = -1 for a left-handed direction), in float32.
+"""
 
 from __future__ import annotations
 
-import os
+import re
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
 from medai.errors import MedAIError
+from medai.io.atomic import publish_files, staging_folder
+from medai.io.native_stderr import native_stderr_held
+from medai.io.nifti_check import require_complete_nifti
 from medai.volume import Volume
 
+#: "[nrrd] _nrrdEncodingRaw_read: ", "MetaImage: M_ReadElementsData: ": who said it, not what is wrong.
+_SPEAKER = re.compile(r"^(\[\w+\]\s*)?([A-Za-z_]\w*:\s+)*")
 
-def _first_line(error: Exception) -> str:
-    lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
-    # ITK messages read "... itk::ERROR: ... : <the useful part>"; keep the last meaningful line.
-    useful = [ln for ln in lines if "ERROR" in ln or "Could not" in ln or "Unable" in ln]
-    text = (useful or lines or [type(error).__name__])[-1]
-    return text.split("):")[-1].strip()
+#: What ITK's MetaImage and NRRD readers say when the data ends early.
+_TRUNCATION_SIGNS = ("not read completely", "but received", "fread got only")
+
+#: numpy dtypes written after a lossless conversion SimpleITK needs.
+_WIDENED = {np.dtype(bool): np.uint8, np.dtype(np.float16): np.float32}
+
+
+def itk_problem(error: Exception, printed: list[str]) -> str:
+    """The useful part of an ITK failure: what it printed on stderr, else the last line of its exception."""
+    if "Unable to determine ImageIO reader" in str(error):
+        return "its content is not in a format MedAI reads (NIfTI, NRRD, MetaImage)"
+    lines = printed or [ln for ln in str(error).splitlines() if ln.strip()] or [type(error).__name__]
+    text = "; ".join(_SPEAKER.sub("", ln.strip()) for ln in (lines if printed else lines[-1:]))
+    return text.strip("; ") or type(error).__name__
 
 
 def read_itk_file(path: Path) -> Volume:
-    """Read a 3D (or 2D, as one slice) scalar image; errors name the file."""
+    """Read a 3D (or 2D, as one slice) scalar image; errors name the file and say what is wrong."""
     import SimpleITK as sitk
 
+    if path.name.lower().endswith((".nii", ".nii.gz")):
+        require_complete_nifti(path)
+    printed: list[str] = []
     try:
-        image = sitk.ReadImage(str(path))
+        with native_stderr_held(printed):
+            image = sitk.ReadImage(str(path))
     except RuntimeError as error:
-        raise MedAIError(f"not a readable image ({_first_line(error)})", path) from None
+        problem = itk_problem(error, printed)
+        verdict = "is truncated" if any(sign in problem for sign in _TRUNCATION_SIGNS) else "is not a readable image"
+        raise MedAIError(f"{verdict} ({problem})", path) from None
     return volume_from_sitk(image, path)
 
 
-def volume_from_sitk(image, path: Path | None = None) -> Volume:
+def volume_from_sitk(image, path: Optional[Path] = None) -> Volume:
     """Convert a SimpleITK image (2D or 3D, scalar) to a Volume."""
     import SimpleITK as sitk
 
@@ -54,10 +78,13 @@ def volume_from_sitk(image, path: Path | None = None) -> Volume:
 
 
 def sitk_from_volume(volume: Volume):
-    """Convert a Volume to a 3D SimpleITK image with the same voxels and geometry."""
+    """Convert a Volume to a 3D SimpleITK image with the same voxels and geometry (bool is stored as uint8)."""
     import SimpleITK as sitk
 
-    image = sitk.GetImageFromArray(np.ascontiguousarray(volume.array))
+    array = volume.array
+    if array.dtype in _WIDENED:
+        array = array.astype(_WIDENED[array.dtype])
+    image = sitk.GetImageFromArray(np.ascontiguousarray(array))
     image.SetSpacing([float(s) for s in volume.spacing])
     image.SetOrigin([float(o) for o in volume.origin])
     image.SetDirection([float(d) for d in volume.direction.ravel()])
@@ -65,18 +92,19 @@ def sitk_from_volume(volume: Volume):
 
 
 def write_itk_file(volume: Volume, path: Path) -> Path:
-    """Write atomically: a partial file never sits at ``path``."""
+    """Write ``volume`` (compressed) to ``path``; nothing appears at ``path`` unless the whole file was written.
+
+    The file (and, for ``.mhd``/``.nhdr``, its data file) is written in a staging folder beside ``path`` under its
+    final name, so that a header names the right data file, then moved in place, header last.
+    """
     import SimpleITK as sitk
 
-    from medai.io.dispatch import atomic_target
-
-    tmp = atomic_target(path)
-    try:
-        sitk.WriteImage(sitk_from_volume(volume), str(tmp), useCompression=True)
-        os.replace(tmp, path)
-    except RuntimeError as error:
-        raise MedAIError(f"could not write ({_first_line(error)})", path) from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    printed: list[str] = []
+    with staging_folder(path.parent) as staged:
+        try:
+            with native_stderr_held(printed):
+                sitk.WriteImage(sitk_from_volume(volume), str(staged / path.name), useCompression=True)
+        except (RuntimeError, TypeError) as error:
+            raise MedAIError(f"could not write ({itk_problem(error, printed)})", path) from None
+        publish_files(staged, path.name, path.parent)
     return path
