@@ -113,3 +113,10 @@ def assert_same_physical(a: Volume, b: Volume, tol_mm: float = 1e-6) -> None:
             arr = np.flip(arr, axis=axis)
     arr = np.transpose(arr, np.argsort(perm))  # b's I,J,K
     np.testing.assert_array_equal(arr.transpose(2, 1, 0), b.array)
+
+
+def truncate(path: Path, keep: float = 0.5) -> Path:
+    """Cut ``path`` to the first ``keep`` fraction of its bytes (a download or copy that stopped early)."""
+    data = Path(path).read_bytes()
+    Path(path).write_bytes(data[:int(len(data) * keep)])
+    return Path(path)
