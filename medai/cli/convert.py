@@ -7,7 +7,7 @@ import argparse
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("convert", help="convert an image or DICOM series to NIfTI/NRRD/MHA")
-    parser.add_argument("input", help="image file or DICOM series folder")
+    parser.add_argument("input", help="NIfTI, NRRD, MHA/MHD, PNG or DICOM file, or a DICOM series folder")
     parser.add_argument("output", help="output file (.nii.gz, .nii, .nrrd, .mha, .mhd)")
     parser.add_argument("--series", help="SeriesInstanceUID to read from a folder holding several series")
     parser.set_defaults(func=run)

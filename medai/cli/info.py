@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
+#: Series attributes shown for DICOM input (the per-slice lists are left out).
+DICOM_SUMMARY = ("Modality", "SeriesDescription", "StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID")
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("info", help="print an image's size, spacing, origin and direction")
@@ -18,12 +21,16 @@ def run(args: argparse.Namespace) -> int:
     from medai.io import read_volume
 
     volume = read_volume(args.input, series_uid=args.series)
-    print(json.dumps({
+    info = {
         "path": str(args.input),
         "size_ijk": list(volume.size_ijk),
         "dtype": str(volume.array.dtype),
         "spacing": volume.spacing.tolist(),
         "origin_lps": volume.origin.tolist(),
         "direction_lps": volume.direction.tolist(),
-    }, indent=2))
+    }
+    dicom = volume.metadata.get("dicom")
+    if dicom:
+        info["dicom"] = {key: dicom[key] for key in DICOM_SUMMARY}
+    print(json.dumps(info, indent=2))
     return 0
