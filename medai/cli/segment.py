@@ -71,8 +71,9 @@ def run(args: argparse.Namespace) -> int:
 
     progress = Progress(args.progress)
     targets = output_paths(args.inputs, args.output, args.format)
-    if len(targets) > 1 or targets[0].parent != Path(args.output).parent:
-        Path(args.output).mkdir(parents=True, exist_ok=True)
+    into_folder = len(targets) > 1 or targets[0].parent != Path(args.output).parent
+    # One input with the terminal bar: a failure is the one error line every command prints, not a bar report.
+    single_line = len(args.inputs) == 1 and args.progress == "bar"
     segmenter = Segmenter(args.model, args.device)
     progress.start(len(args.inputs))
     for index, (item, target) in enumerate(zip(args.inputs, targets)):
@@ -80,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             if target.exists() and not args.overwrite:
                 raise MedAIError("already exists; use --overwrite to replace it", target)
+            if not into_folder and not target.parent.is_dir():
+                raise MedAIError("the folder to write into does not exist", target.parent)
             progress.update("read", 0.0)
             volume = read_volume(item)
             # the pipeline reports 0..1 within itself; reading and writing take the ends of the case's bar
@@ -87,16 +90,24 @@ def run(args: argparse.Namespace) -> int:
             for warning in result.warnings:
                 print(f"medai: warning: {item}: {warning}", file=sys.stderr)
             progress.update("write", 0.96)
+            if into_folder:
+                Path(args.output).mkdir(parents=True, exist_ok=True)  # only once there is something to write
             write_result(result, target)
             progress.case_done(str(target), timings={k: round(v, 3) for k, v in result.timings.items()})
+            continue
         except MedAIError as error:
             if args.debug:
                 raise
-            progress.case_failed(error.one_line())
+            message = error.one_line()
         except Exception as error:  # noqa: BLE001 - a batch reports every case and carries on
             if args.debug:
                 raise
-            progress.case_failed(f"{item}: unexpected error ({type(error).__name__}: {error}); rerun with --debug")
+            message = f"{item}: unexpected error ({type(error).__name__}: {error}); rerun with --debug"
+        if single_line:
+            if progress.stream.isatty():
+                progress.stream.write("\r\x1b[K")  # clear the bar
+            raise MedAIError(message)  # printed by medai.cli.main as the one error line
+        progress.case_failed(message)
     summary = progress.summary()
     if summary["failed"] and len(args.inputs) == 1:
         # one input: the one-line error goes to stderr as for every other command
