@@ -27,4 +27,19 @@ if [ ${#need[@]} -gt 0 ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+# pyradiomics' test cases (BSD-3): real MR and CT volumes with tumour outlines, from its 3.0.1 source archive
+# (the wheels do not ship them), unpacked into .data/pyradiomics/ (git-ignored). Building the sdist's metadata
+# needs numpy, setuptools, wheel and versioneer in the venv.
+PYRADIOMICS_SDIST_SHA256=47c57f441d6cb7973fa3b2ea48d3948df78e3348e1c69e1e2ff19001601fc2f5
+if [ ! -f .data/pyradiomics/brain1_image.nrrd ]; then
+    $PIP install -q "setuptools>=68" wheel==0.48.0 versioneer==0.29
+    tmp=$(mktemp -d)
+    trap 'rm -rf "$tmp"' EXIT
+    $PIP download -q --no-deps --no-build-isolation --no-binary=:all: pyradiomics==3.0.1 -d "$tmp"
+    echo "$PYRADIOMICS_SDIST_SHA256  $tmp/pyradiomics-3.0.1.tar.gz" | sha256sum -c --quiet -
+    tar -xzf "$tmp/pyradiomics-3.0.1.tar.gz" -C "$tmp" pyradiomics-3.0.1/data
+    mkdir -p .data
+    rm -rf .data/pyradiomics
+    mv "$tmp/pyradiomics-3.0.1/data" .data/pyradiomics
+fi
 echo "MedAI set up: $(.venv/bin/medai --version)"

@@ -59,9 +59,11 @@ class Segmenter:
                  source: Optional[PathLike] = None) -> SegmentationResult:
         """Segment ``volume``; ``progress(stage, fraction)`` is called as each stage begins."""
         from medai.pipeline.checks import check_input
+        from medai.pipeline.deoblique import axis_aligned_grid, is_oblique, scores_to_grid
         from medai.pipeline.inference import MODES
         from medai.pipeline.orientation import canonical_reorientation
         from medai.pipeline.postprocess import scores_to_labels
+        from medai.resample import resample_to_grid
 
         card = self.card
         timer = _StageTimer(progress)
@@ -71,9 +73,13 @@ class Segmenter:
         networks = self.load()
 
         timer.begin("preprocess")
+        work = volume.with_array(np.nan_to_num(volume.array.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0))
+        deoblique = bool(card.preprocessing.get("deoblique")) and is_oblique(volume)
+        if deoblique:
+            work = resample_to_grid(work, axis_aligned_grid(work), "linear")
         orientation = card.preprocessing.get("orientation", "none")
-        reorientation = canonical_reorientation(volume, orientation) if orientation != "none" else None
-        image = np.nan_to_num(volume.array.transpose(2, 1, 0).astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        reorientation = canonical_reorientation(work, orientation) if orientation != "none" else None
+        image = work.array.transpose(2, 1, 0)
         if reorientation is not None:
             image = reorientation.apply(image)
 
@@ -81,10 +87,18 @@ class Segmenter:
         scores = MODES[card.inference["mode"]](image, networks, card.inference, intensity, timer.begin)
 
         timer.begin("postprocess")
-        labels = scores_to_labels(scores, card.postprocessing, [label.value for label in card.labels],
-                                  card.inference.get("foreground_channel", 1))
-        if reorientation is not None:
-            labels = reorientation.invert(labels)
+        foreground = card.inference.get("foreground_channel", 1)
+        label_values = [label.value for label in card.labels]
+        if deoblique:
+            # scores back onto the input grid (linearly), then labels there
+            if reorientation is not None:
+                scores = reorientation.invert(scores)
+            scores = scores_to_grid(scores, work, volume, background_channel=0 if foreground != 0 else None)
+            labels = scores_to_labels(scores, card.postprocessing, label_values, foreground)
+        else:
+            labels = scores_to_labels(scores, card.postprocessing, label_values, foreground)
+            if reorientation is not None:
+                labels = reorientation.invert(labels)
         label_map = volume.with_array(np.ascontiguousarray(labels.transpose(2, 1, 0)))
         label_map.metadata = {"model": card.id, "model_version": card.version}
         timer.begin("done")
