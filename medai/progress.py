@@ -89,10 +89,10 @@ class Progress:
             clear = "\r\x1b[K" if tty else ""
             self.stream.write(f"{clear}done    {event['case']} -> {event['output']} ({event['seconds']:.1f} s)\n")
         elif kind == "case_failed":
-            self.stream.write(("\r\x1b[K" if tty else "") + f"FAILED  {event['case']}: {event['error']}\n")
+            self.stream.write(("\r\x1b[K" if tty else "") + f"FAILED  {event['error']}\n")
         elif kind == "summary":
             text = f"{event['ok']} succeeded, {event['failed']} failed in {event['seconds']:.1f} s"
             if event["failures"]:
-                text += "\nfailures:\n" + "\n".join(f"  {f['case']}: {f['error']}" for f in event["failures"])
+                text += "\nfailures:\n" + "\n".join(f"  {f['error']}" for f in event["failures"])
             self.stream.write(text + "\n")
         self.stream.flush()

@@ -15,7 +15,7 @@ import numpy as np
 from medai.errors import MedAIError
 from medai.io.atomic import publish_files, staging_folder
 from medai.io.native_stderr import native_stderr_held
-from medai.io.nifti_check import require_complete_nifti
+from medai.io.nifti_check import nifti_nan_mask, require_complete_nifti
 from medai.volume import Volume
 
 #: "[nrrd] _nrrdEncodingRaw_read: ", "MetaImage: M_ReadElementsData: ": who said it, not what is wrong.
@@ -51,7 +51,12 @@ def read_itk_file(path: Path) -> Volume:
         problem = itk_problem(error, printed)
         verdict = "is truncated" if any(sign in problem for sign in _TRUNCATION_SIGNS) else "is not a readable image"
         raise MedAIError(f"{verdict} ({problem})", path) from None
-    return volume_from_sitk(image, path)
+    volume = volume_from_sitk(image, path)
+    if path.name.lower().endswith((".nii", ".nii.gz")) and np.issubdtype(volume.array.dtype, np.floating):
+        nans = nifti_nan_mask(path)
+        if nans is not None and nans.size == volume.array.size:
+            volume.array[nans.reshape(volume.array.shape)] = np.nan
+    return volume
 
 
 def volume_from_sitk(image, path: Optional[Path] = None) -> Volume:

@@ -68,3 +68,33 @@ def _total(dims, bitpix: int, offset: int) -> Optional[int]:
     for d in dims[1:dims[0] + 1]:
         voxels *= d
     return offset + (voxels * bitpix + 7) // 8
+
+
+#: NIfTI datatype codes of floating-point voxels and their numpy types.
+_FLOAT_TYPES = {16: "f4", 64: "f8"}
+
+
+def nifti_nan_mask(path: Path) -> Optional["np.ndarray"]:
+    """Where a float NIfTI-1 file stores NaN voxels, as a flat boolean array in file order (None if no NaN).
+
+    ITK's NIfTI reader returns NaN voxels as 0, which would hide them from the pipeline's input checks.
+    File order (I fastest) equals the C order of a K,J,I array, so the mask reshapes onto the read array.
+    """
+    import numpy as np
+
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rb") as stream:
+        header = stream.read(348)
+        for endian in "<>":
+            if len(header) == 348 and struct.unpack(endian + "i", header[:4])[0] == 348 and header[344:347] == b"n+1":
+                break
+        else:
+            return None
+        datatype = struct.unpack(endian + "h", header[70:72])[0]
+        if datatype not in _FLOAT_TYPES:
+            return None
+        offset = int(struct.unpack(endian + "f", header[108:112])[0])
+        stream.read(offset - 348)
+        voxels = np.frombuffer(stream.read(), dtype=endian + _FLOAT_TYPES[datatype])
+    mask = np.isnan(voxels)
+    return mask if mask.any() else None
