@@ -120,3 +120,128 @@ def truncate(path: Path, keep: float = 0.5) -> Path:
     data = Path(path).read_bytes()
     Path(path).write_bytes(data[:int(len(data) * keep)])
     return Path(path)
+
+
+# --- DICOM SEG and RTSTRUCT cases (Testing/test_dicom_seg.py, Testing/test_rtstruct.py) ----------------------------
+# Real structures (a brain mask, a lung tumour outline) on real images, cropped to non-square matrices, plus small
+# asymmetric structures that break careless writers: an L with a hole holding an island, ten voxels over two
+# slices, a one-voxel-wide diagonal line and a single voxel. Each is written as a DICOM series under every geometry
+# variant, with shuffled file names and descending instance numbers.
+
+from dataclasses import dataclass  # noqa: E402  (appended section)
+
+PYRADIOMICS_DATA = Path(__file__).resolve().parent.parent / ".data" / "pyradiomics"
+
+
+@pytest.fixture(scope="session")
+def pyradiomics_lung():
+    """pyradiomics 3.0.1's lung1 and lung2: real chest CTs (HU) with tumour outlines (label 1), {name: (image, label)}."""
+    return {name: (read_volume(_require(PYRADIOMICS_DATA / f"{name}_image.nrrd")),
+                   read_volume(_require(PYRADIOMICS_DATA / f"{name}_label.nrrd"))) for name in ("lung1", "lung2")}
+
+
+def _terminology(category, type_, modifier=None, region=None):
+    from medai.labels import Code, Terminology
+
+    code = lambda c: None if c is None else Code(*c)  # noqa: E731
+    return Terminology(code(category), code(type_), code(modifier), code(region))
+
+
+ANATOMICAL = ("123037004", "SCT", "Anatomical Structure")
+
+
+def derived_test_labels(real_name: str):
+    """Labels 1..5 of :func:`add_test_structures`; label 3 has no terminology (writers fall back to Tissue)."""
+    from medai.labels import SegmentLabel
+
+    if real_name == "Brain":
+        real = SegmentLabel(1, "Brain", (250 / 255, 250 / 255, 225 / 255), _terminology(ANATOMICAL, ("12738006", "SCT", "Brain")))
+    else:
+        real = SegmentLabel(1, "Tumour", (0.8, 0.2, 0.1), _terminology(("49755003", "SCT", "Morphologically Altered Structure"),
+                                                                       ("108369006", "SCT", "Neoplasm"),
+                                                                       region=("39607008", "SCT", "Lung")))
+    return [
+        real,
+        SegmentLabel(2, "L with hole", (0.1, 0.6, 0.9), _terminology(ANATOMICAL, ("64033007", "SCT", "Kidney"),
+                                                                     modifier=("7771000", "SCT", "Left"))),
+        SegmentLabel(3, "ten voxels", (0.2, 0.9, 0.2)),
+        SegmentLabel(4, "diagonal line", (0.9, 0.9, 0.1), _terminology(ANATOMICAL, ("59820001", "SCT", "Blood vessel"))),
+        SegmentLabel(5, "single voxel", (1.0, 0.0, 1.0), _terminology(ANATOMICAL, ("59441001", "SCT", "Lymph node"))),
+    ]
+
+
+def add_test_structures(labels: np.ndarray) -> np.ndarray:
+    """Labels 2..5 drawn over a K,J,I label array (K >= 4, J >= 40, I >= 32) holding a real structure as 1."""
+    out = np.array(labels, dtype=np.uint8)
+    count, rows, columns = out.shape
+    shape_l = np.zeros((14, 15), bool)
+    shape_l[:, :7] = True  # the upright
+    shape_l[9:, :] = True  # the foot
+    shape_l[2:7, 1:6] = False  # a 5x5 hole
+    shape_l[4, 3] = True  # an island in the hole
+    for k in (1, 2, 3):
+        out[k, k:k + 14, 1:16][shape_l] = 2  # shifted a row per slice
+    plus = [(0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)]
+    for k in (0, 1):
+        for dj, di in plus:
+            out[k, rows // 2 + dj, 4 + di] = 3
+    for t in range(12):
+        out[count - 2, rows - 15 + t, columns - 15 + t] = 4
+    out[count - 1, rows - 2, 1] = 5
+    return out
+
+
+@dataclass
+class DerivedCase:
+    """A real image with labels, written as a DICOM series, and what a reader makes of that series."""
+
+    written: Volume  #: the image as written (geometry of the variant)
+    written_labels: np.ndarray  #: K,J,I labels on ``written``'s grid
+    files: list  #: the series files in ``written``'s K order
+    folder: Path
+    source: Volume  #: read_dicom of the folder
+    label_map: Volume  #: the labels on ``source``'s grid
+    labels: list  #: SegmentLabel 1..5
+    modality: str
+
+
+#: name: (fixture image key, crop start K,J,I, crop size K,J,I, modality, what label 1 is)
+DERIVED_CASES = {
+    "mr-itk": ("itk_t1", (24, 30, 8), (8, 56, 40), "MR", "Brain"),
+    "mr-colin27": ("colin27", (80, 60, 10), (8, 56, 40), "MR", "Brain"),
+    "ct-lung2": ("lung2", (14, 335, 320), (13, 56, 72), "CT", "Tumour"),
+    "ct-lung1": ("lung1", (31, 343, 180), (5, 56, 64), "CT", "Tumour"),
+}
+
+
+@pytest.fixture(scope="session")
+def derived_case(tmp_path_factory, itk_t1, itk_t1_brain_mask, colin27, colin27_brain_mask, pyradiomics_lung):
+    """``derived_case(case, variant)``: a :class:`DerivedCase` (cached for the session)."""
+    from medai.io.dicom_series import read_dicom
+    from medai.io.dicom_write import write_dicom_series
+    from medai.resample import resample_to_grid
+
+    images = {"itk_t1": (itk_t1, itk_t1_brain_mask), "colin27": (colin27, colin27_brain_mask),
+              "lung1": pyradiomics_lung["lung1"], "lung2": pyradiomics_lung["lung2"]}
+    cache: dict = {}
+
+    def make(case: str, variant: str) -> DerivedCase:
+        if (case, variant) not in cache:
+            key, start, size, modality, real_name = DERIVED_CASES[case]
+            image, mask = images[key]
+            cropped = crop(image, start, size)
+            real = crop(mask, start, size).array > 0
+            written = geometry_variants(cropped)[variant]
+            labels = add_test_structures(real)
+            folder = tmp_path_factory.mktemp(f"{case}-{variant}") / "series"
+            files = write_dicom_series(written, folder, modality=modality, shuffle_names=True,
+                                       descending_instance_numbers=True, seed=11,
+                                       patient={"PatientName": "Test^Derived", "PatientID": f"ID-{case}"})
+            source = read_dicom(folder)
+            label_map = resample_to_grid(written.with_array(labels), source, "nearest")
+            assert_same_physical(written.with_array(labels), label_map, tol_mm=1e-6)
+            cache[case, variant] = DerivedCase(written, labels, files, folder, source, label_map,
+                                               derived_test_labels(real_name), modality)
+        return cache[case, variant]
+
+    return make
