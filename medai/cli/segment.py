@@ -24,6 +24,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--progress", default="bar", choices=("bar", "json", "none"),
                         help="progress display: a bar on the terminal, JSON lines on stdout, or none")
     parser.add_argument("--overwrite", action="store_true", help="replace output files that already exist")
+    derived = parser.add_argument_group("DICOM and mesh outputs (for a batch, each of these is a folder)")
+    derived.add_argument("--dicom-seg", type=Path, metavar="SEG.dcm", help="also write a DICOM SEG (DICOM input only)")
+    derived.add_argument("--rtstruct", type=Path, metavar="RT.dcm", help="also write a DICOM RTSTRUCT (DICOM input only)")
+    derived.add_argument("--mesh", type=Path, metavar="DIR", help="also write a surface mesh per segment into DIR")
+    derived.add_argument("--mesh-format", default="stl", choices=("stl", "obj"))
+    derived.add_argument("--mesh-coordinates", default="LPS", choices=("LPS", "RAS"))
+    derived.add_argument("--mesh-merged", action="store_true", help="one mesh file holding every segment")
+    derived.add_argument("--deidentify", type=Path, metavar="DIR",
+                         help="also write a de-identified copy of the source series and of the DICOM outputs into DIR")
     parser.set_defaults(func=run)
     return parser
 
@@ -64,7 +73,17 @@ def write_result(result, path: Path) -> None:
         write_volume(result.label_map, path)
 
 
+def derived_outputs(args: argparse.Namespace):
+    """The DICOM SEG / RTSTRUCT / mesh / de-identification outputs asked for on the command line."""
+    from medai.export.derived_outputs import DerivedOutputs
+
+    return DerivedOutputs(dicom_seg=args.dicom_seg, rtstruct=args.rtstruct, mesh_dir=args.mesh,
+                          mesh_format=args.mesh_format, mesh_coordinates=args.mesh_coordinates,
+                          mesh_merged=args.mesh_merged, deidentify_dir=args.deidentify)
+
+
 def run(args: argparse.Namespace) -> int:
+    from medai.export.derived_outputs import write_derived
     from medai.io import read_volume
     from medai.pipeline import Segmenter
     from medai.progress import Progress
@@ -74,6 +93,12 @@ def run(args: argparse.Namespace) -> int:
     into_folder = len(targets) > 1 or targets[0].parent != Path(args.output).parent
     # One input with the terminal bar: a failure is the one error line every command prints, not a bar report.
     single_line = len(args.inputs) == 1 and args.progress == "bar"
+    derived = derived_outputs(args)
+    if into_folder and derived.wanted():
+        for folder in derived.targets():
+            if folder.exists() and not folder.is_dir():
+                raise MedAIError("is a file; with several inputs, DICOM and mesh outputs go into folders", folder)
+            folder.mkdir(parents=True, exist_ok=True)
     segmenter = Segmenter(args.model, args.device)
     progress.start(len(args.inputs))
     for index, (item, target) in enumerate(zip(args.inputs, targets)):
@@ -85,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
                 raise MedAIError("the folder to write into does not exist", target.parent)
             progress.update("read", 0.0)
             volume = read_volume(item)
+            case_outputs = derived.for_case(target.name[: -len(args.format)]) if into_folder else derived
+            case_outputs.check(volume, item, args.overwrite)
             # the pipeline reports 0..1 within itself; reading and writing take the ends of the case's bar
             result = segmenter(volume, progress=lambda stage, f: progress.update(stage, 0.02 + 0.93 * f), source=item)
             for warning in result.warnings:
@@ -93,6 +120,14 @@ def run(args: argparse.Namespace) -> int:
             if into_folder:
                 Path(args.output).mkdir(parents=True, exist_ok=True)  # only once there is something to write
             write_result(result, target)
+            if case_outputs.wanted():
+                try:
+                    progress.update("export", 0.98)
+                    write_derived(result.label_map, result.labels, volume, case_outputs, segmenter.card.name,
+                                  segmenter.card.version)
+                except BaseException:
+                    target.unlink(missing_ok=True)  # no partial case: the label map goes too
+                    raise
             progress.case_done(str(target), timings={k: round(v, 3) for k, v in result.timings.items()})
             continue
         except MedAIError as error:
