@@ -50,3 +50,40 @@ def test_console_loop_over_volumes_keeps_inputs_and_names_outputs(logic, itk_t1)
         label_map, _ = labels_from_segmentation_node(seg, node)
         assert label_map.array.shape == itk_t1.array.shape
         assert label_map.array.any()
+
+
+def test_console_exports_dicom_seg_rtstruct_and_meshes_of_a_dicom_volume(logic, itk_t1, tmp_path):
+    """Segment a volume loaded from a DICOM series, then export SEG, RTSTRUCT and STL from the console API."""
+    from medai.io.dicom_seg import read_dicom_seg
+    from medai.io.dicom_write import write_dicom_series
+    from medai.io.rtstruct import read_rtstruct
+    from medai.slicer import export_dicom_seg, export_rtstruct, export_segmentation_meshes
+
+    series = tmp_path / "series"
+    write_dicom_series(itk_t1, series, modality="MR", shuffle_names=True)
+    volume_node = load_volume_node(series)
+    seg_node = logic.segment(volume_node)
+    label_map, _ = labels_from_segmentation_node(seg_node, volume_node)
+    seg_map, seg_labels = read_dicom_seg(export_dicom_seg(seg_node, tmp_path / "seg.dcm"), series)
+    np.testing.assert_array_equal(seg_map.array > 0, label_map.array > 0)
+    assert seg_labels[0].name == "Brain"
+    import pydicom
+
+    assert pydicom.dcmread(tmp_path / "seg.dcm").SegmentSequence[0].SegmentAlgorithmName == "Brain extraction (deepbet)"
+    rt_map, _ = read_rtstruct(export_rtstruct(seg_node, tmp_path / "rt.dcm"), series)
+    np.testing.assert_array_equal(rt_map.array > 0, label_map.array > 0)
+    meshes = export_segmentation_meshes(seg_node, tmp_path / "mesh")
+    assert [p.name for p in meshes] == ["Brain.stl"]
+
+
+def test_dicom_export_of_a_non_dicom_volume_is_refused(logic, colin27_crop, tmp_path):
+    from medai import MedAIError
+    from medai.slicer import export_dicom_seg, segmentation_node_from_labels
+    from medai.labels import SegmentLabel
+
+    node = node_from_volume(colin27_crop, name="nifti")
+    seg = segmentation_node_from_labels(colin27_crop.with_array((colin27_crop.array > 80).astype(np.uint8)),
+                                        [SegmentLabel(1, "Bright")], node)
+    with pytest.raises(MedAIError, match="was not loaded from a DICOM series"):
+        export_dicom_seg(seg, tmp_path / "seg.dcm")
+    assert not (tmp_path / "seg.dcm").exists()

@@ -6,6 +6,8 @@ Works inside the Slicer application and, through :func:`init_headless`, with sli
 
 from typing import Any
 
+from medai.slicer.dicom_exports import export_dicom_seg, export_rtstruct
+from medai.slicer.exports import export_segmentation_meshes
 from medai.slicer.headless import init_headless
 from medai.slicer.segmentation_nodes import (
     labels_from_segmentation_node,
@@ -17,6 +19,9 @@ from medai.slicer.volume_nodes import load_volume_node, node_from_volume, save_v
 
 __all__ = [
     "MedAISegLogic",
+    "export_dicom_seg",
+    "export_rtstruct",
+    "export_segmentation_meshes",
     "init_headless",
     "labels_from_segmentation_node",
     "load_segmentation_node",

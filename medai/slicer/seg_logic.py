@@ -73,7 +73,12 @@ class MedAISegLogic:
         name = f"{volume_node.GetName()} {card.id}"
         scene = volume_node.GetScene() or init_headless()
         name = scene.GenerateUniqueName(name) if scene.GetFirstNodeByName(name) else name
-        return segmentation_node_from_labels(label_map, labels, volume_node, name=name, closed_surface=closed_surface)
+        from medai.slicer.dicom_exports import MODEL_ATTRIBUTE, MODEL_VERSION_ATTRIBUTE
+
+        node = segmentation_node_from_labels(label_map, labels, volume_node, name=name, closed_surface=closed_surface)
+        node.SetAttribute(MODEL_ATTRIBUTE, card.name)
+        node.SetAttribute(MODEL_VERSION_ATTRIBUTE, card.version)
+        return node
 
     def _report(self, warnings: list[str], volume_node) -> None:
         self.last_warnings = list(warnings)

@@ -86,8 +86,15 @@ def display_range(array: np.ndarray) -> tuple[float, float]:
 
 def load_volume_node(path: PathLike, name: Optional[str] = None, scene=None) -> "slicer.vtkMRMLScalarVolumeNode":
     """Read an image file or DICOM series folder with the engine's reader and add it as a volume node."""
+    from medai.slicer.dicom_exports import FOLDER_ATTRIBUTE, SERIES_ATTRIBUTE
+
     volume = read_volume(path)
-    return node_from_volume(volume, name or name_from_path(path), scene)
+    node = node_from_volume(volume, name or name_from_path(path), scene)
+    dicom = volume.metadata.get("dicom")
+    if dicom:  # remembered so DICOM SEG / RTSTRUCT exports can reference the source images
+        node.SetAttribute(FOLDER_ATTRIBUTE, str(Path(dicom["files"][0]).parent) if Path(path).is_file() else str(path))
+        node.SetAttribute(SERIES_ATTRIBUTE, dicom["SeriesInstanceUID"])
+    return node
 
 
 def save_volume_node(node, path: PathLike) -> Path:
