@@ -74,6 +74,14 @@ def test_console_exports_dicom_seg_rtstruct_and_meshes_of_a_dicom_volume(logic, 
     np.testing.assert_array_equal(rt_map.array > 0, label_map.array > 0)
     meshes = export_segmentation_meshes(seg_node, tmp_path / "mesh")
     assert [p.name for p in meshes] == ["Brain.stl"]
+    # and both files load back as segmentation nodes on the volume's grid, equal to the original
+    from medai.slicer import load_dicom_segmentation
+
+    for path in (tmp_path / "seg.dcm", tmp_path / "rt.dcm"):
+        back = load_dicom_segmentation(path, volume_node)
+        back_map, back_labels = labels_from_segmentation_node(back, volume_node)
+        np.testing.assert_array_equal(back_map.array > 0, label_map.array > 0, err_msg=path.name)
+        assert back_labels[0].name == "Brain"
 
 
 def test_dicom_export_of_a_non_dicom_volume_is_refused(logic, colin27_crop, tmp_path):

@@ -6,7 +6,7 @@ Works inside the Slicer application and, through :func:`init_headless`, with sli
 
 from typing import Any
 
-from medai.slicer.dicom_exports import export_dicom_seg, export_rtstruct
+from medai.slicer.dicom_exports import export_dicom_seg, export_rtstruct, load_dicom_segmentation
 from medai.slicer.exports import export_segmentation_meshes
 from medai.slicer.headless import init_headless
 from medai.slicer.segmentation_nodes import (
@@ -24,6 +24,7 @@ __all__ = [
     "export_segmentation_meshes",
     "init_headless",
     "labels_from_segmentation_node",
+    "load_dicom_segmentation",
     "load_segmentation_node",
     "load_volume_node",
     "node_from_volume",

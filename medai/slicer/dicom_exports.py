@@ -66,3 +66,28 @@ def export_rtstruct(seg_node, path: PathLike, volume_node: Optional[object] = No
     from medai.io.rtstruct import write_rtstruct
 
     return _export(seg_node, path, volume_node, write_rtstruct)
+
+
+def load_dicom_segmentation(path: PathLike, volume_node, name: Optional[str] = None):
+    """A DICOM SEG or RTSTRUCT (e.g. a manual contour from a planning system) as a segmentation node on the grid
+    of ``volume_node``, which must have been loaded from the series the file references."""
+    import pydicom
+
+    from medai.slicer.segmentation_nodes import segmentation_node_from_labels
+
+    try:
+        modality = pydicom.dcmread(path, stop_before_pixels=True, force=True).get("Modality")
+    except (OSError, pydicom.errors.InvalidDicomError) as error:
+        raise MedAIError(f"cannot be read as DICOM ({error})", path) from None
+    source = dicom_source(volume_node)
+    if modality == "SEG":
+        from medai.io.dicom_seg import read_dicom_seg
+
+        label_map, labels = read_dicom_seg(path, source)
+    elif modality == "RTSTRUCT":
+        from medai.io.rtstruct import read_rtstruct
+
+        label_map, labels = read_rtstruct(path, source)
+    else:
+        raise MedAIError(f"is a DICOM {modality or 'object'} file, not a SEG or RTSTRUCT", path)
+    return segmentation_node_from_labels(label_map, labels, volume_node, name=name or Path(path).stem)
