@@ -14,7 +14,7 @@ from medai import __version__
 from medai.errors import MedAIError
 
 #: Sub-command modules, in the order ``medai --help`` lists them.
-COMMANDS = ("segment", "convert", "info", "deidentify", "models", "demo")
+COMMANDS = ("segment", "convert", "info", "deidentify", "models", "demo", "evaluate")
 
 
 def build_parser() -> argparse.ArgumentParser:
