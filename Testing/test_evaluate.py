@@ -147,10 +147,14 @@ def test_prediction_on_another_grid_is_resampled(tmp_path, itk_t1_brain_mask):
     assert row["resampled"] == "True" and float(row["dice"]) == 1.0 and float(row["hd95_mm"]) == 0.0
 
 
-def test_dicom_seg_as_reference(tmp_path, itk_t1, itk_t1_brain_mask, capsys):
+@pytest.mark.parametrize("kind", ["seg", "rtstruct"])
+def test_dicom_seg_or_rtstruct_as_reference(tmp_path, itk_t1, itk_t1_brain_mask, capsys, kind):
+    """A real crop written as a DICOM series, its brain mask as a SEG (via --reference-series) or an RTSTRUCT (via
+    the cases CSV's series column); the same mask as a NIfTI prediction scores Dice 1."""
     from medai.io.dicom_seg import write_dicom_seg
     from medai.io.dicom_series import read_dicom
     from medai.io.dicom_write import write_dicom_series
+    from medai.io.rtstruct import write_rtstruct
     from medai.labels import SegmentLabel
     from medai.resample import resample_to_grid
 
@@ -160,20 +164,27 @@ def test_dicom_seg_as_reference(tmp_path, itk_t1, itk_t1_brain_mask, capsys):
     write_dicom_series(image, tmp_path / "series", modality="MR")
     source = read_dicom(tmp_path / "series")
     on_source = resample_to_grid(mask, source, "nearest")
-    write_dicom_seg(on_source, [SegmentLabel(1, "Brain")], source, tmp_path / "seg.dcm",
-                    algorithm_name="test", algorithm_version="1")
+    writer = write_dicom_seg if kind == "seg" else write_rtstruct
+    reference = tmp_path / f"{kind}.dcm"
+    writer(on_source, [SegmentLabel(1, "Brain")], source, reference, algorithm_name="test", algorithm_version="1")
     write_volume(mask, tmp_path / "pred.nii.gz")
     out = tmp_path / "out"
-    argv = ["evaluate", str(tmp_path / "pred.nii.gz"), str(tmp_path / "seg.dcm"), "-o", str(out)]
-    assert main(argv + ["--reference-series", str(tmp_path / "series")]) == 0
+    if kind == "seg":
+        argv = ["evaluate", str(tmp_path / "pred.nii.gz"), str(reference)]
+        assert main(argv + ["--reference-series", str(tmp_path / "series"), "-o", str(out)]) == 0
+    else:
+        (tmp_path / "cases.csv").write_text(f"case,prediction,reference,series\nct1,pred.nii.gz,{reference.name},series\n")
+        argv = ["evaluate", "--cases", str(tmp_path / "cases.csv")]
+        assert main(argv + ["-o", str(out)]) == 0
     rows = _read_csv(out / "metrics.csv")
     assert [(r["label"], r["name"], float(r["dice"]), float(r["hd95_mm"])) for r in rows] == [("1", "Brain", 1.0, 0.0)]
+    assert float(rows[0]["volume_reference_ml"]) == pytest.approx((mask.array > 0).sum() * np.prod(mask.spacing) / 1000)
     capsys.readouterr()
-    # without its series the SEG cannot be placed: one line naming the file
-    assert main(argv[:-2] + ["-o", str(tmp_path / "out2")]) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "seg.dcm" in err[0] and "series" in err[0]
-    assert not (tmp_path / "out2").exists()
+    if kind == "seg":  # without its series the SEG cannot be placed: one line naming the file
+        assert main(argv + ["-o", str(tmp_path / "out2")]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "seg.dcm" in err[0] and "series" in err[0]
+        assert not (tmp_path / "out2").exists()
 
 
 def test_cases_csv_with_groups(tmp_path, itk_t1_brain_mask):

@@ -179,7 +179,7 @@ def write_outputs(rows: list[dict], summary: dict, folder: PathLike) -> list[Pat
     ax.set_xticks(range(1, len(keys) + 1), [f"{key}: {per_label[key]['name']}" for key in keys], rotation=20)
     ax.set_ylabel("Dice")
     ax.set_ylim(0, 1.05)
-    ax.set_title(f"Dice per label ({summary['cases']} cases)")
+    ax.set_title(f"Dice per label ({summary['cases']} case{'' if summary['cases'] == 1 else 's'})")
     fig.tight_layout()
     fig.savefig(png_path, dpi=100)
     plt.close(fig)

@@ -27,6 +27,8 @@ import math
 import numpy as np
 from scipy import ndimage
 
+from medai.metrics import dice
+
 #: The per-label metrics, in the order of the CSV columns.
 METRICS = ("dice", "hd95_mm", "msd_mm", "volume_prediction_ml", "volume_reference_ml", "volume_difference_ml",
            "volume_difference_abs_ml", "volume_difference_percent")
@@ -69,7 +71,7 @@ def label_metrics(prediction: np.ndarray, reference: np.ndarray, spacing_kji) ->
     elif n_pred == 0 or n_ref == 0:
         out.update(dice=0.0, hd95_mm=math.nan, msd_mm=math.nan)
     else:
-        out["dice"] = 2.0 * int(np.logical_and(prediction, reference).sum()) / (n_pred + n_ref)
+        out["dice"] = dice(prediction, reference)
         to_ref, to_pred = surface_distances(prediction, reference, spacing_kji)
         out["hd95_mm"] = float(max(np.percentile(to_ref, 95), np.percentile(to_pred, 95)))
         out["msd_mm"] = float(np.concatenate([to_ref, to_pred]).mean())
