@@ -87,7 +87,9 @@ def run(args: argparse.Namespace) -> int:
     from medai.io import read_volume
     from medai.pipeline import Segmenter
     from medai.progress import Progress
+    from medai.runtime.device import tune_allocator_for_inference
 
+    tune_allocator_for_inference()  # this process only segments and exits: keep activation pages mapped
     progress = Progress(args.progress)
     targets = output_paths(args.inputs, args.output, args.format)
     into_folder = len(targets) > 1 or targets[0].parent != Path(args.output).parent
