@@ -220,6 +220,34 @@ def _patch_torch_side(flags: set[str], np, torch) -> None:
 # The parent: rounds of all variants, then a table.
 # ---------------------------------------------------------------------------------------------------------
 
+def summarise(runs: dict[str, list[dict]], variants: list[str], agreement: dict[str, str]) -> dict:
+    """Print and return each variant's wall time and its ratios to the same round's deepbet run.
+
+    The "quiet" ratio uses only the rounds in which no run saw other processes use bench.QUIET CPUs or more.
+    """
+    rounds = len(runs["deepbet"])
+    quiet = [i for i in range(rounds)
+             if all((runs[v][i].get("foreign_cpu_per_s") or 0.0) < bench.QUIET for v in variants)]
+    print(f"\n{len(quiet)} of {rounds} rounds were quiet (other processes < {bench.QUIET} CPU in every run)")
+    print(f"{'variant':72s} {'wall median [min-max]':>22s} {'/deepbet pairwise [min-max]':>28s} "
+          f"{'quiet rounds':>12s} {'cpu/deepbet':>11s} {'RSS MiB':>8s}  Dice vs deepbet, vs reference")
+    table = {}
+    for variant in variants:
+        walls = [r["wall_s"] for r in runs[variant]]
+        pairs = [w / r["wall_s"] for w, r in zip(walls, runs["deepbet"])]
+        quiet_pairs = [pairs[i] for i in quiet]
+        cpu_pairs = [r["cpu_s"] / d["cpu_s"] for r, d in zip(runs[variant], runs["deepbet"])]
+        rss = statistics.median([r["max_rss_mib"] for r in runs[variant]])
+        table[variant] = {"wall": bench.summary(walls), "pairwise": bench.summary(pairs),
+                          "pairwise_quiet_rounds": bench.summary(quiet_pairs), "cpu_pairwise": bench.summary(cpu_pairs),
+                          "max_rss_mib_median": rss, "agreement": agreement.get(variant, "")}
+        q = f"{statistics.median(quiet_pairs):12.3f}" if quiet_pairs else f"{'-':>12s}"
+        print(f"{variant:72s} {statistics.median(walls):6.3f} [{min(walls):.3f}-{max(walls):.3f}] "
+              f"{statistics.median(pairs):13.3f} [{min(pairs):.3f}-{max(pairs):.3f}] {q} "
+              f"{statistics.median(cpu_pairs):11.3f} {rss:8.0f}  {agreement.get(variant, '')}")
+    return table
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("variants", nargs="*", help="medai, medai+FLAG+... (deepbet is always included)")
@@ -261,29 +289,15 @@ def main(argv=None) -> int:
             runs[variant].append(run(variant, f"r{i}", args.quiet_wait))
         print(f"round {i + 1}/{args.rounds} done", flush=True)
 
-    ref_wall = [r["wall_s"] for r in runs["deepbet"]]
-    ref_cpu = [r["cpu_s"] for r in runs["deepbet"]]
     reference = Path(args.reference) if args.reference else None
-    print(f"\n{'variant':72s} {'wall median [min-max]':>24s} {'/deepbet pairwise [min-max]':>28s} "
-          f"{'cpu/deepbet':>11s} {'RSS MiB':>8s} {'other load':>10s}  Dice vs deepbet, vs reference")
-    table = {}
-    for variant in variants:
-        walls = [r["wall_s"] for r in runs[variant]]
-        pairs = [w / d for w, d in zip(walls, ref_wall)]
-        cpu_pairs = [r["cpu_s"] / d for r, d in zip(runs[variant], ref_cpu)]
-        agreement = ""
-        if variant != "deepbet":
-            d = bench.compare_masks(outputs[variant], outputs["deepbet"], reference)
-            agreement = f"{d['dice_medai_deepbet']:.6f}, {d.get('dice_medai_reference', float('nan')):.5f}"
-        table[variant] = {"wall": bench.summary(walls), "pairwise": bench.summary(pairs),
-                          "cpu_pairwise": bench.summary(cpu_pairs), "agreement": agreement}
-        foreign = max((r.get("foreign_cpu_per_s") or 0.0) for r in runs[variant])
-        print(f"{variant:72s} {statistics.median(walls):7.3f} [{min(walls):.3f}-{max(walls):.3f}] "
-              f"{statistics.median(pairs):13.3f} [{min(pairs):.3f}-{max(pairs):.3f}] "
-              f"{statistics.median(cpu_pairs):11.3f} {statistics.median([r['max_rss_mib'] for r in runs[variant]]):8.0f} "
-              f"{foreign:10.2f}  {agreement}")
+    agreement = {}
+    for variant in variants[1:]:
+        d = bench.compare_masks(outputs[variant], outputs["deepbet"], reference)
+        agreement[variant] = f"{d['dice_medai_deepbet']:.6f}, {d.get('dice_medai_reference', float('nan')):.5f}"
+    table = summarise(runs, variants, agreement)
     if args.json:
         Path(args.json).write_text(json.dumps({"variants": variants, "summary": table, "runs": runs,
+                                               "agreement": agreement, "input": args.input,
                                                "git": bench._git_state()}, indent=1) + "\n")
     return 0
 
