@@ -53,5 +53,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 130
 
 
+def entry() -> None:
+    """The ``medai`` program: run :func:`main`, then exit without the interpreter's teardown.
+
+    Unloading torch's modules at interpreter exit takes about half a second, a tenth of a whole segmentation
+    run. Every output is complete and closed (files are written atomically) before ``main`` returns, so the
+    streams and log handlers are flushed and the process ends at once.
+    """
+    import logging
+    import os
+
+    code = main()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
