@@ -164,6 +164,13 @@ t = now()
 code = cli_main.main(["segment", INPUT, "-o", OUTPUT, "--device", "cpu", "--progress", "json", "--overwrite"])
 SPANS.append(("cli_main", t, now()))
 report({"exit_code": code})
+if hasattr(cli_main, "entry"):
+    # exit the way the console script does (medai.cli.main.entry: no interpreter teardown)
+    import logging
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 """
 
 DEEPBET_STAGES = _TIMER_HELPERS + r"""

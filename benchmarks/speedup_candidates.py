@@ -17,7 +17,8 @@ gc             ``gc.disable()`` at the start of ``medai.cli.main.main``: torch's
 freeze_end     ``gc.freeze()`` when ``main`` is done, so the collections Python runs at exit skip them.
 gcload         with ``gc``: ``gc.enable(); gc.freeze()`` right after the networks are loaded (safe for
                long batches: later collections see only new objects).
-osexit         flush stdout/stderr and ``os._exit(code)`` after ``main`` (skips interpreter teardown).
+osexit         flush stdout/stderr and ``os._exit(code)`` after ``main`` (skips interpreter teardown);
+               always done when ``medai.cli.main.entry`` exists, since the console script does it.
 nommap         glibc ``mallopt(M_MMAP_MAX, 0)`` and ``mallopt(M_TRIM_THRESHOLD, 1 GiB)`` before torch is
                imported: freed activations stay mapped and are reused instead of being page-faulted anew.
 nofreeze       ``torch.jit.freeze`` skipped (to measure what freezing buys).
@@ -83,7 +84,11 @@ def child(variant: str, input_path: str, output_path: str) -> None:
                           "--overwrite"])
     if "freeze_end" in flags:
         gc.freeze()
-    if "osexit" in flags:
+    if "osexit" in flags or hasattr(cli_main, "entry"):
+        # medai.cli.main.entry (the console script since a74da5f) ends the process this way
+        import logging
+
+        logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
