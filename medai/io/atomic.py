@@ -7,7 +7,9 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
+
+from medai.errors import MedAIError, PathLike
 
 
 def atomic_target(path: Path) -> Path:
@@ -44,3 +46,20 @@ def publish_folder(staged: Path, folder: Path) -> None:
     if folder.is_dir():
         folder.rmdir()  # empty (checked by the caller); rename cannot replace a folder portably
     os.replace(staged, folder)
+
+
+def write_atomically(path: PathLike, write: Callable[[Path], None]) -> Path:
+    """Call ``write(temporary path)`` and move the result to ``path``: the file appears complete or not at all."""
+    target = Path(path)
+    if not target.parent.is_dir():
+        raise MedAIError("the folder to write into does not exist", target.parent)
+    if target.is_dir():
+        raise MedAIError("is a folder; give a file name to write to", target)
+    partial = atomic_target(target)
+    try:
+        write(partial)
+        os.replace(partial, target)
+    finally:
+        if partial.exists():
+            partial.unlink()
+    return target

@@ -9,16 +9,14 @@ readers return label maps on exactly that grid.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence, Union
+from typing import Optional, Sequence, Union
 
 import numpy as np
 import pydicom
 
 from medai.errors import MedAIError, PathLike
-from medai.io.atomic import atomic_target
 from medai.labels import Code, SegmentLabel
 from medai.volume import Volume
 
@@ -198,20 +196,3 @@ def copy_patient_study(source: pydicom.Dataset, target: pydicom.Dataset) -> None
             target[keyword] = source[keyword]
         elif keyword in TYPE2_PATIENT_STUDY:
             setattr(target, keyword, "")
-
-
-def write_atomically(path: PathLike, write: Callable[[Path], None]) -> Path:
-    """Call ``write(temporary path)`` and move the result to ``path``: the file appears complete or not at all."""
-    target = Path(path)
-    if not target.parent.is_dir():
-        raise MedAIError("the folder to write into does not exist", target.parent)
-    if target.is_dir():
-        raise MedAIError("is a folder; give a file name to write to", target)
-    partial = atomic_target(target)
-    try:
-        write(partial)
-        os.replace(partial, target)
-    finally:
-        if partial.exists():
-            partial.unlink()
-    return target

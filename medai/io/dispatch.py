@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Optional
 
 from medai.errors import MedAIError, PathLike
-from medai.io.atomic import atomic_target  # noqa: F401  (medai.slicer writes .seg.nrrd files with it)
 from medai.volume import Volume
 
 #: Extensions handled by SimpleITK's file readers, longest first so ``.nii.gz`` wins over ``.gz``.

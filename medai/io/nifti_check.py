@@ -8,6 +8,8 @@ import zlib
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
+
 from medai.errors import MedAIError
 
 _CHUNK = 1 << 24
@@ -74,14 +76,12 @@ def _total(dims, bitpix: int, offset: int) -> Optional[int]:
 _FLOAT_TYPES = {16: "f4", 64: "f8"}
 
 
-def nifti_nan_mask(path: Path) -> Optional["np.ndarray"]:
+def nifti_nan_mask(path: Path) -> Optional[np.ndarray]:
     """Where a float NIfTI-1 file stores NaN voxels, as a flat boolean array in file order (None if no NaN).
 
     ITK's NIfTI reader returns NaN voxels as 0, which would hide them from the pipeline's input checks.
     File order (I fastest) equals the C order of a K,J,I array, so the mask reshapes onto the read array.
     """
-    import numpy as np
-
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     with opener(path, "rb") as stream:
         header = stream.read(348)

@@ -27,8 +27,9 @@ from pydicom.tag import Tag
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ImplicitVRLittleEndian, generate_uid
 
 from medai.errors import MedAIError, PathLike
+from medai.io.atomic import write_atomically
 from medai.io.dicom_derived import (SourceSeries, copy_patient_study, require_same_grid, rgb255, segments_to_write,
-                                    source_series, write_atomically)
+                                    source_series)
 from medai.io.rtstruct_contours import mask_polygons
 from medai.labels import SegmentLabel
 from medai.volume import Volume

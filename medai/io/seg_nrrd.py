@@ -6,7 +6,6 @@ so that the command line produces files that Slicer, slicerio and SimpleITK all 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,7 @@ def write_seg_nrrd(label_map: Volume, labels: list[SegmentLabel], path: Path) ->
     """Write ``label_map`` (integer label values) with one segment per entry of ``labels``."""
     import SimpleITK as sitk
 
-    from medai.io.dispatch import atomic_target
+    from medai.io.atomic import write_atomically
     from medai.io.itk_files import sitk_from_volume
 
     array = np.asarray(label_map.array)
@@ -50,16 +49,13 @@ def write_seg_nrrd(label_map: Volume, labels: list[SegmentLabel], path: Path) ->
         }
         for key, value in fields.items():
             image.SetMetaData(f"Segment{n}_{key}", value)
-    tmp = atomic_target(path)
-    try:
-        sitk.WriteImage(image, str(tmp), useCompression=True)
-        os.replace(tmp, path)
-    except RuntimeError as error:
-        raise MedAIError(f"could not write segmentation ({str(error).splitlines()[-1]})", path) from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    def write(partial: Path) -> None:
+        try:
+            sitk.WriteImage(image, str(partial), useCompression=True)
+        except RuntimeError as error:
+            raise MedAIError(f"could not write segmentation ({str(error).splitlines()[-1]})", path) from None
+
+    return write_atomically(path, write)
 
 
 def read_seg_nrrd(path: Path) -> tuple[Volume, list[SegmentLabel]]:

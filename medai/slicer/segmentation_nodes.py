@@ -11,7 +11,6 @@ colours are marked as not auto-generated, so Slicer does not replace them.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
@@ -20,7 +19,7 @@ import slicer
 import vtk
 
 from medai.errors import MedAIError, PathLike
-from medai.io.dispatch import atomic_target
+from medai.io.atomic import write_atomically
 from medai.labels import SegmentLabel, Terminology
 from medai.slicer.headless import init_headless
 from medai.slicer.image_data import array_from_image, oriented_image, smallest_int_dtype
@@ -107,17 +106,14 @@ def save_segmentation_node(node, path: PathLike) -> Path:
         raise MedAIError("the folder to write into does not exist", p.parent)
     if node.GetParentTransformNode() is not None:
         raise MedAIError(f"segmentation '{node.GetName()}' is under a transform; harden it in Slicer before saving", p)
-    storage = slicer.vtkMRMLSegmentationStorageNode()
-    tmp = atomic_target(p)
-    storage.SetFileName(str(tmp))
-    storage.SetUseCompression(True)
-    try:
+    def write(partial: Path) -> None:
+        storage = slicer.vtkMRMLSegmentationStorageNode()
+        storage.SetFileName(str(partial))
+        storage.SetUseCompression(True)
         if not storage.WriteData(node):
             raise MedAIError("Slicer could not write the segmentation", p)
-        os.replace(tmp, p)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return p
+
+    return write_atomically(p, write)
 
 
 def load_segmentation_node(path: PathLike, name: Optional[str] = None) -> "slicer.vtkMRMLSegmentationNode":
