@@ -14,7 +14,7 @@ PIP=".venv/bin/python -m pip"
 
 # torch first and pinned: the CPU build lies on this disk; an unpinned torch pulls a multi-GB CUDA build.
 $PIP install -q torch==2.13.0
-$PIP install -q -e ".[inference,dicom,mesh,test]"
+$PIP install -q -e ".[inference,dicom,mesh,engines,train,features,evaluate,test]"
 # deepbet ships the pretrained weights (MIT); --no-deps keeps the CPU torch and skips its GUI dependency.
 $PIP install -q --no-deps deepbet==1.0.2
 

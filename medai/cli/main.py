@@ -14,7 +14,8 @@ from medai import __version__
 from medai.errors import MedAIError
 
 #: Sub-command modules, in the order ``medai --help`` lists them.
-COMMANDS = ("segment", "convert", "info", "deidentify", "models", "demo", "evaluate")
+COMMANDS = ("segment", "classify", "features", "convert", "info", "deidentify", "models", "demo", "evaluate", "train",
+            "export_onnx")
 
 
 def build_parser() -> argparse.ArgumentParser:
