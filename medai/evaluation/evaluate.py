@@ -12,7 +12,7 @@ import csv
 import json
 import math
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -152,24 +152,53 @@ def _cell(value):
     return value
 
 
-def write_outputs(rows: list[dict], summary: dict, folder: PathLike) -> list[Path]:
-    """Write metrics.csv, summary.json and dice_boxplot.png into ``folder`` (made if missing)."""
-    import matplotlib
+def publish_outputs(folder: PathLike, writers: dict[str, Callable[[Path], None]]) -> list[Path]:
+    """Call each ``writers[name](path)`` in a hidden staging folder, then move the files into ``folder``.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Nothing appears in ``folder`` until every file is complete; a new ``folder`` appears whole, with all files.
+    """
+    from medai.io.atomic import publish_files, publish_folder, staging_folder
 
     out = Path(folder)
     if out.exists() and not out.is_dir():
         raise MedAIError("exists and is not a folder", out)
-    out.mkdir(parents=True, exist_ok=True)
-    csv_path, json_path, png_path = out / "metrics.csv", out / "summary.json", out / "dice_boxplot.png"
-    with open(csv_path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(ROW_KEYS + METRICS)
-        for row in rows:
-            writer.writerow([_cell(row[k]) for k in ROW_KEYS + METRICS])
-    json_path.write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
+    existing = out.is_dir() and any(out.iterdir())
+    parent = out if existing else out.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    with staging_folder(parent) as staging:
+        staged = staging / "outputs"
+        staged.mkdir()  # made like any folder (umask), unlike the private staging folder itself
+        for name, write in writers.items():
+            write(staged / name)
+        if existing:
+            publish_files(staged, list(writers)[0], out)
+        else:
+            publish_folder(staged, out)
+    return [out / name for name in writers]
+
+
+def write_outputs(rows: list[dict], summary: dict, folder: PathLike) -> list[Path]:
+    """Write metrics.csv, summary.json and dice_boxplot.png into ``folder`` (made if missing), all at once."""
+
+    def write_csv(path: Path) -> None:
+        with open(path, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(ROW_KEYS + METRICS)
+            for row in rows:
+                writer.writerow([_cell(row[k]) for k in ROW_KEYS + METRICS])
+
+    def write_json(path: Path) -> None:
+        path.write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
+
+    return publish_outputs(folder, {"metrics.csv": write_csv, "summary.json": write_json,
+                                    "dice_boxplot.png": lambda path: _plot_dice(rows, summary, path)})
+
+
+def _plot_dice(rows: list[dict], summary: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
 
     per_label = summary["per_label"]
     keys = list(per_label)
@@ -181,9 +210,8 @@ def write_outputs(rows: list[dict], summary: dict, folder: PathLike) -> list[Pat
     ax.set_ylim(0, 1.05)
     ax.set_title(f"Dice per label ({summary['cases']} case{'' if summary['cases'] == 1 else 's'})")
     fig.tight_layout()
-    fig.savefig(png_path, dpi=100)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
-    return [csv_path, json_path, png_path]
 
 
 def format_table(rows: list[dict]) -> str:
