@@ -98,8 +98,9 @@ def _diameters(points: np.ndarray) -> list[float]:
         values, groups = np.unique(points[:, axis], return_inverse=True)
         order = np.argsort(groups, kind="stable")
         bounds = np.searchsorted(groups[order], np.arange(len(values) + 1))
+        in_plane = np.delete(points, axis, axis=1)[order]  # the shared coordinate adds 0 to every distance
         for start, stop in zip(bounds[:-1], bounds[1:]):
-            best = max(best, _max_distance(points[order[start:stop]]))
+            best = max(best, _max_distance(in_plane[start:stop]))
         result.append(best)
     result.append(_max_distance(points))
     return result
@@ -118,12 +119,16 @@ def _max_distance(points: np.ndarray) -> float:
 
 
 def _extreme_indices(points: np.ndarray) -> np.ndarray:
-    """Indices of the convex-hull vertices of ``points``, in the affine span they really have (a flat or a
-    straight set is hulled in 2D or 1D, where Qhull would fail)."""
-    if len(points) < 4:
+    """Indices of the convex-hull vertices of ``points``; a flat or straight set is hulled in the affine span
+    it really has (Qhull refuses degenerate input)."""
+    if len(points) <= points.shape[1]:
         return np.arange(len(points))
-    from scipy.spatial import ConvexHull
+    from scipy.spatial import ConvexHull, QhullError
 
+    try:
+        return ConvexHull(points).vertices
+    except QhullError:
+        pass
     centred = points - points.mean(axis=0)
     _, singular, axes = np.linalg.svd(centred, full_matrices=False)
     rank = int(np.sum(singular > singular[0] * 1e-9)) if singular[0] > 0 else 0
@@ -132,4 +137,4 @@ def _extreme_indices(points: np.ndarray) -> np.ndarray:
     projected = centred @ axes[:rank].T
     if rank == 1:
         return np.array([np.argmin(projected[:, 0]), np.argmax(projected[:, 0])])
-    return ConvexHull(projected if rank < points.shape[1] else points).vertices
+    return _extreme_indices(projected)
