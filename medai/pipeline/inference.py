@@ -112,8 +112,11 @@ def sliding_window(image: np.ndarray, networks: dict, spec: dict[str, Any], inte
     note = on_stage or (lambda stage, f: None)
     x = normalize(torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None], intensity)
     note("segment", 0.0)
-    out = sliding_window_inference(x[None], tuple(spec["roi_size"]), sw_batch_size=1, predictor=networks["segmenter"],
-                                   overlap=spec.get("overlap", 0.25), mode="gaussian")
+    # The runtimes return inference tensors; MONAI weights them in place, which torch allows only in this mode.
+    with torch.inference_mode():
+        out = sliding_window_inference(x[None], tuple(spec["roi_size"]), sw_batch_size=1,
+                                       predictor=networks["segmenter"], overlap=spec.get("overlap", 0.25),
+                                       mode="gaussian")
     return _scores(out[0], spec).cpu().numpy()
 
 
