@@ -19,6 +19,7 @@ from medai.slicer.volume_nodes import load_volume_node, node_from_volume, save_v
 
 __all__ = [
     "MedAISegLogic",
+    "evaluate_segmentation_nodes",
     "export_dicom_seg",
     "export_rtstruct",
     "export_segmentation_meshes",
@@ -40,4 +41,8 @@ def __getattr__(name: str) -> Any:
         from medai.slicer.seg_logic import MedAISegLogic
 
         return MedAISegLogic
+    if name == "evaluate_segmentation_nodes":
+        from medai.slicer.evaluation import evaluate_segmentation_nodes
+
+        return evaluate_segmentation_nodes
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
