@@ -108,8 +108,9 @@ class Segmenter:
 class _StageTimer:
     """Times consecutive stages and reports each start to an optional progress callback."""
 
-    def __init__(self, progress: Optional[ProgressCallback]) -> None:
+    def __init__(self, progress: Optional[ProgressCallback], starts: Optional[dict[str, float]] = None) -> None:
         self.progress = progress
+        self.starts = STAGE_START if starts is None else starts
         self.seconds: dict[str, float] = {}
         self._stage: Optional[str] = None
         self._t0 = self._start = time.perf_counter()
@@ -122,7 +123,7 @@ class _StageTimer:
         if stage == "done":
             self.seconds["total"] = now - self._t0
         if self.progress:
-            self.progress(stage, STAGE_START.get(stage, 0.5))
+            self.progress(stage, self.starts.get(stage, 0.5))
 
 
 def segment_volume(volume: Volume, model: Union[ModelCard, str] = "brain-extraction", device: str = "auto",

@@ -1,7 +1,7 @@
 """The MRML bridge: volume and segmentation nodes <-> the engine's Volume and labels. Imports slicer, never qt.
 
 Works inside the Slicer application and, through :func:`init_headless`, with slicer-core alone.
-``MedAISegLogic`` (the segmentation module's logic) loads on first access.
+``MedAISegLogic`` and ``MedAIClassifyLogic`` (the modules' logics) load on first access.
 """
 
 from typing import Any
@@ -18,6 +18,7 @@ from medai.slicer.segmentation_nodes import (
 from medai.slicer.volume_nodes import load_volume_node, node_from_volume, save_volume_node, volume_from_node
 
 __all__ = [
+    "MedAIClassifyLogic",
     "MedAISegLogic",
     "evaluate_segmentation_nodes",
     "export_dicom_seg",
@@ -41,6 +42,10 @@ def __getattr__(name: str) -> Any:
         from medai.slicer.seg_logic import MedAISegLogic
 
         return MedAISegLogic
+    if name == "MedAIClassifyLogic":
+        from medai.slicer.classify_logic import MedAIClassifyLogic
+
+        return MedAIClassifyLogic
     if name == "evaluate_segmentation_nodes":
         from medai.slicer.evaluation import evaluate_segmentation_nodes
 
