@@ -19,6 +19,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="output file for one input (.seg.nrrd, .nii.gz, .nrrd), or a folder for several")
     parser.add_argument("--model", default="brain-extraction", help="model id or path to a model card (default: %(default)s)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--engine", default="auto", choices=("auto", "torch", "onnx", "openvino"),
+                        help="inference engine; auto: torch on a GPU, else the fastest installed of openvino, onnx, "
+                             "torch (default: %(default)s)")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "reduced"),
+                        help="reduced: bfloat16 on torch, the CPU's default precision on OpenVINO; label maps may "
+                             "differ slightly from fp32 (default: %(default)s)")
     parser.add_argument("--format", default=".seg.nrrd", choices=OUTPUT_FORMATS,
                         help="file format of outputs written into a folder (default: %(default)s)")
     parser.add_argument("--progress", default="bar", choices=("bar", "json", "none"),
@@ -101,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
             if folder.exists() and not folder.is_dir():
                 raise MedAIError("is a file; with several inputs, DICOM and mesh outputs go into folders", folder)
             folder.mkdir(parents=True, exist_ok=True)
-    segmenter = Segmenter(args.model, args.device)
+    segmenter = Segmenter(args.model, args.device, args.engine, args.precision)
     progress.start(len(args.inputs))
     for index, (item, target) in enumerate(zip(args.inputs, targets)):
         progress.begin_case(index, item)

@@ -29,7 +29,7 @@ class MedAISegLogic:
     """Segmentation with MedAI model cards on MRML nodes. Networks stay loaded between calls."""
 
     def __init__(self) -> None:
-        self._segmenters: dict[tuple[str, str], object] = {}
+        self._segmenters: dict[tuple[str, str, str], object] = {}
         #: Warnings of the last run (e.g. an image that looks like CT given to an MR model).
         self.last_warnings: list[str] = []
 
@@ -39,14 +39,16 @@ class MedAISegLogic:
         return [card for card in list_cards() if card.task == "segmentation"]
 
     def segment(self, volume_node, model: Union[str, ModelCard] = "brain-extraction", device: str = "auto",
-                closed_surface: bool = False, progress: Optional[ProgressCallback] = None):
-        """Segment ``volume_node`` in this process; returns a new segmentation node on the volume's grid."""
+                closed_surface: bool = False, progress: Optional[ProgressCallback] = None, engine: str = "auto"):
+        """Segment ``volume_node`` in this process; returns a new segmentation node on the volume's grid.
+
+        ``engine``: torch, onnx, openvino or auto (see medai.runtime.engines)."""
         from medai.pipeline import Segmenter
 
         card = model if isinstance(model, ModelCard) else get_card(model)
-        key = (card.id if card.folder is None else str(card.folder / card.id), device)
+        key = (card.id if card.folder is None else str(card.folder / card.id), device, engine)
         if key not in self._segmenters:
-            self._segmenters[key] = Segmenter(card, device)
+            self._segmenters[key] = Segmenter(card, device, engine)
         result = self._segmenters[key](volume_from_node(volume_node), progress=progress, source=volume_node.GetName())
         self._report(result.warnings, volume_node)
         return self.segmentation_node(result.label_map, result.labels, volume_node, card, closed_surface)
