@@ -32,26 +32,28 @@ class SegmentationResult:
 class Segmenter:
     """Runs one model card; networks are loaded (after their SHA256 check) on first use and kept."""
 
-    def __init__(self, card: Union[ModelCard, str], device: str = "auto") -> None:
+    def __init__(self, card: Union[ModelCard, str], device: str = "auto", engine: str = "auto",
+                 precision: str = "fp32") -> None:
+        """``engine``: torch, onnx, openvino or auto; ``precision``: fp32 or reduced (see medai.runtime.engines)."""
         from medai.models import get_card
 
         self.card = get_card(card) if isinstance(card, str) else card
         if self.card.task != "segmentation":
             raise MedAIError(f"model '{self.card.id}' is a {self.card.task} model, not a segmentation model")
         self.device_request = device
+        self.engine_request, self.precision = engine, precision
         self._networks: Optional[dict] = None
         self.device = "cpu"
+        self.engine = engine
 
     def load(self) -> dict:
         """Verify and load the card's networks (once)."""
         if self._networks is None:
-            from medai.models.weights import verified_weight
-            from medai.runtime.device import configure_threads, resolve_device
-            from medai.runtime.torchscript import TorchScriptNetwork
+            from medai.runtime.engines import engine_and_device, load_network
 
-            self.device = resolve_device(self.device_request)
-            configure_threads()
-            self._networks = {role: TorchScriptNetwork(verified_weight(self.card, role), self.device)
+            self.engine, self.device = engine_and_device(self.engine_request, self.device_request,
+                                                         self.card.data.get("runtime", "torchscript"))
+            self._networks = {role: load_network(self.card, role, self.engine, self.device, self.precision)
                               for role in self.card.weights}
         return self._networks
 
@@ -127,6 +129,6 @@ class _StageTimer:
 
 
 def segment_volume(volume: Volume, model: Union[ModelCard, str] = "brain-extraction", device: str = "auto",
-                   progress: Optional[ProgressCallback] = None) -> SegmentationResult:
+                   progress: Optional[ProgressCallback] = None, engine: str = "auto") -> SegmentationResult:
     """Segment one volume with ``model`` (an id, a card path or a card); see :class:`Segmenter`."""
-    return Segmenter(model, device)(volume, progress)
+    return Segmenter(model, device, engine)(volume, progress)
