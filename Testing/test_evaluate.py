@@ -241,3 +241,19 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, itk_t1_brain_mask, c
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("medai: error:") and culprit in err[0]
     assert not out.exists()
+
+
+def test_batch_reports_every_failed_case_and_writes_nothing(tmp_path, itk_t1_brain_mask, capsys):
+    """Two bad cases of three: each gets its own error line naming its file, then a count; exit 1, no output (the
+    good case's metrics alone would misrepresent the set)."""
+    ref = itk_t1_brain_mask
+    write_volume(ref, tmp_path / "ref.nii.gz")
+    write_volume(ref.with_array(ref.array.astype(np.float32) * 0.5), tmp_path / "prob.nii.gz")
+    (tmp_path / "cases.csv").write_text("case,prediction,reference\ngood,ref.nii.gz,ref.nii.gz\n"
+                                        "gone,nope.nii.gz,ref.nii.gz\nsoft,prob.nii.gz,ref.nii.gz\n")
+    out = tmp_path / "out"
+    assert main(["evaluate", "--cases", str(tmp_path / "cases.csv"), "-o", str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and "nope.nii.gz" in err[0] and "prob.nii.gz" in err[1] and "not a label map" in err[1]
+    assert err[2] == "medai: 2 of 3 cases failed; nothing written"
+    assert not out.exists()

@@ -130,3 +130,34 @@ def test_explicit_pairs_and_bad_pairs(masks):
                                                            ("brain (model)", "not in the reference")]
     with pytest.raises(MedAIError, match="'expert' has no segment named .*'Ventricles'"):
         evaluate_segmentation_nodes(pred_node, ref_node, segment_pairs=[("brain (model)", "Ventricles")])
+
+
+def test_prediction_on_another_grid_equals_medai_evaluate(tmp_path, masks):
+    """The prediction lives on a coarser 2 mm grid turned 17 degrees, the reference on an oblique grid stored
+    flipped: the table equals what ``medai evaluate``'s engine (evaluate_case, nearest-neighbour resampling onto
+    the reference grid) gives for the same two label maps written as files."""
+    from medai.evaluation.evaluate import evaluate_case
+    from medai.io import write_volume
+    from medai.resample import resample_to_grid
+
+    image, reference, _ = masks
+    oblique = Volume(image.array, image.spacing, image.origin, rotation([1, 2, 3], 23.0) @ image.direction)
+    ref_map = stored_flipped(oblique.with_array(reference["Brain"].astype(np.uint8)))
+    coarse = Volume(np.zeros((18, 26, 26), np.int16), [2.0, 2.0, 2.0], oblique.origin + [-1.3, 0.7, 0.3],
+                    rotation([0, 1, 1], 17.0) @ oblique.direction)
+    pred_map = resample_to_grid(oblique.with_array(ndimage.binary_erosion(reference["Brain"]).astype(np.uint8)),
+                                coarse, "nearest")
+    assert 20000 < pred_map.array.sum() * 8 < reference["Brain"].sum()
+    write_volume(pred_map, tmp_path / "pred.nrrd")
+    write_volume(ref_map, tmp_path / "ref.nrrd")
+    (engine,) = evaluate_case("case", tmp_path / "pred.nrrd", tmp_path / "ref.nrrd")
+    assert engine["resampled"]
+
+    pred_volume = node_from_volume(pred_map.with_array(pred_map.array.astype(np.int16)), "coarse T1 grid")
+    ref_volume = node_from_volume(stored_flipped(oblique), "oblique flipped T1")
+    pred_node = segmentation_node(pred_volume, {"Brain": pred_map.array > 0}, "coarse prediction")
+    ref_node = segmentation_node(ref_volume, {"Brain": ref_map.array > 0}, "oblique reference")
+    (row,) = table_rows(evaluate_segmentation_nodes(pred_node, ref_node, ref_volume))
+    for metric in METRICS:
+        assert row[METRIC_COLUMNS[metric]] == pytest.approx(engine[metric], rel=1e-12, abs=1e-12), metric
+    assert 0.5 < row["Dice"] < 0.95

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import sys
 from pathlib import Path
 
 
@@ -133,7 +134,24 @@ def run_segmentation(args: argparse.Namespace) -> int:
             labels = [int(v) for v in args.labels.split(",") if v.strip()]
         except ValueError:
             raise MedAIError(f"--labels takes comma-separated integers, not {args.labels!r}") from None
-    rows = evaluate_cases(pairs, labels=labels, groups=groups, series=args.reference_series)
+    rows, failures = [], []
+    for pair in pairs:  # every case is checked, so one run lists every problem
+        try:
+            rows.extend(evaluate_cases([pair], labels=labels, groups=groups, series=args.reference_series))
+        except MedAIError as error:
+            if args.debug or len(pairs) == 1:
+                raise
+            failures.append(error.one_line())
+        except Exception as error:  # noqa: BLE001 - a batch reports every case and carries on
+            if args.debug:
+                raise
+            failures.append(f"{pair[0]}: unexpected error ({type(error).__name__}: {error}); rerun with --debug")
+    if failures:
+        # metrics of the other cases alone would misrepresent the set: nothing is written
+        for line in failures:
+            print(f"medai: error: {line}", file=sys.stderr)
+        print(f"medai: {len(failures)} of {len(pairs)} cases failed; nothing written", file=sys.stderr)
+        return 1
     if not rows:
         raise MedAIError("no labels to evaluate: prediction and reference are both empty")
     summary = summarize(rows)
