@@ -35,7 +35,7 @@ def brain_probability(volume) -> np.ndarray:
     from medai.pipeline.orientation import canonical_reorientation
     from medai.pipeline.segment import Segmenter
 
-    segmenter = Segmenter("brain-extraction", "cpu")
+    segmenter = Segmenter("brain-extraction", "cpu", engine="torch")  # the reference runtime
     card = segmenter.card
     reorientation = canonical_reorientation(volume, card.preprocessing["orientation"])
     image = reorientation.apply(volume.array.astype(np.float32).transpose(2, 1, 0))
