@@ -107,7 +107,7 @@ def _verified_onnx_weight(card: ModelCard, role: str) -> Optional[Path]:
     return verified_weight(Card(data={**card.data, "weights": onnx_weights}, folder=card.folder), role)
 
 
-def _torch_network(card: ModelCard, role: str, source: Path, device: str):
+def torch_network(card: ModelCard, role: str, source: Path, device: str):
     """The torch engine's network for ``role`` from its verified weight file ``source``."""
     runtime = card.data.get("runtime", "torchscript")
     if runtime == "pytorch-state-dict":
@@ -137,7 +137,7 @@ def exported_onnx(card: ModelCard, role: str) -> Path:
     if path.is_file() and checksum.is_file() and checksum.read_text().strip() == sha256_of(path):
         return path
     folder.mkdir(parents=True, exist_ok=True)
-    network = _torch_network(card, role, source, "cpu")
+    network = torch_network(card, role, source, "cpu")
     export_onnx(network.module, path, example_shape(card, role))
     from medai.io.atomic import write_atomically
 
@@ -179,7 +179,7 @@ def load_network(card: ModelCard, role: str, engine: str = "auto", device: str =
     engine = resolve_engine(engine, device, runtime)
     threads = configure_threads()
     if engine == "torch":
-        network = _torch_network(card, role, verified_weight(card, role), device)
+        network = torch_network(card, role, verified_weight(card, role), device)
         return _Autocast(network) if precision == "reduced" else network
     path = onnx_file(card, role)
     if engine == "onnx":
