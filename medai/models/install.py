@@ -29,9 +29,7 @@ def install_model(source: PathLike, model_id: Optional[str] = None, force: bool 
     from medai.models.bundle import apply_overrides, card_from_bundle, is_bundle
     from medai.models.catalog import user_models_dir
 
-    path = Path(source)
-    if not path.exists():
-        raise MedAIError("no such model package or bundle", path)
+    path = model_source(source)
     if path.is_dir() and (path / "card.json").is_file():
         card = load_card(path / "card.json")
         if overrides:
@@ -67,6 +65,19 @@ def install_model(source: PathLike, model_id: Optional[str] = None, force: bool 
                 os.replace(replaced, target)
             raise
     return load_card(target / "card.json")
+
+
+def model_source(path: PathLike) -> Path:
+    """The package or bundle that ``path`` is or points into: a package's ``card.json`` or a bundle's
+    ``configs/metadata.json`` stand for their folder (a file dialog picks files, not folders)."""
+    p = Path(path)
+    if not p.exists():
+        raise MedAIError("no such model package or bundle", p)
+    if p.is_file() and p.name == "card.json":
+        return p.parent
+    if p.is_file() and p.name == "metadata.json" and p.parent.name == "configs":
+        return p.parent.parent
+    return p
 
 
 def remove_model(model_id: str) -> Path:

@@ -35,8 +35,16 @@ class MedAISegLogic:
 
     @staticmethod
     def models() -> list[ModelCard]:
-        """Segmentation model cards in the catalog (built-in and the user's)."""
+        """Segmentation model cards in the catalog: built-in ones and the user's installed packages and bundles."""
         return [card for card in list_cards() if card.task == "segmentation"]
+
+    @staticmethod
+    def install_model(path: PathLike, model_id: Optional[str] = None, force: bool = False) -> ModelCard:
+        """Install a model package or MONAI bundle (folder, zip, or its card.json / configs/metadata.json) for
+        :meth:`models`; returns the installed card (see ``medai models install``)."""
+        from medai.models.install import install_model
+
+        return install_model(path, model_id, force)
 
     def segment(self, volume_node, model: Union[str, ModelCard] = "brain-extraction", device: str = "auto",
                 closed_surface: bool = False, progress: Optional[ProgressCallback] = None, engine: str = "auto"):
