@@ -34,7 +34,7 @@ def extract_features(image: Volume, mask: Volume, settings: Optional[FeatureSett
     roi = mask.array == settings.label
     if not roi.any():
         raise MedAIError(f"the mask has no voxel with label {settings.label}")
-    box = tuple(slice(int(lo), int(hi) + 1) for lo, hi in zip(*(f(np.argwhere(roi), axis=0) for f in (np.min, np.max))))
+    box = _bounding_box(roi)
     roi = roi[box]
     intensities = np.asarray(image.array[box], dtype=float)
     if not np.all(np.isfinite(intensities[roi])):
@@ -51,3 +51,12 @@ def extract_features(image: Volume, mask: Volume, settings: Optional[FeatureSett
     for name, value in glcm.glcm_features(levels, roi, settings.distances).items():
         features[f"original_glcm_{name}"] = value
     return {name: features[name] for name in FEATURE_NAMES}
+
+
+def _bounding_box(roi: np.ndarray) -> tuple[slice, ...]:
+    """Slices of the smallest block holding every True voxel of ``roi``."""
+    box = []
+    for axis in range(roi.ndim):
+        present = np.flatnonzero(roi.any(axis=tuple(a for a in range(roi.ndim) if a != axis)))
+        box.append(slice(int(present[0]), int(present[-1]) + 1))
+    return tuple(box)

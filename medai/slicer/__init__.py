@@ -24,6 +24,7 @@ __all__ = [
     "export_dicom_seg",
     "export_rtstruct",
     "export_segmentation_meshes",
+    "extract_segment_features",
     "init_headless",
     "labels_from_segmentation_node",
     "load_dicom_segmentation",
@@ -50,4 +51,8 @@ def __getattr__(name: str) -> Any:
         from medai.slicer.evaluation import evaluate_segmentation_nodes
 
         return evaluate_segmentation_nodes
+    if name == "extract_segment_features":
+        from medai.slicer.features import extract_segment_features
+
+        return extract_segment_features
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
