@@ -79,7 +79,8 @@ def brain_csvs(tmp_path_factory, brain_voxels):
     predictions, references = [], []
     for name, (truth, p_background, p_brain, _) in brain_voxels.items():
         for n, (t, pb, pf) in enumerate(zip(truth, p_background, p_brain)):
-            predictions.append([f"{name}/voxel{n}", "brain" if pf > 0.5 else "background", repr(float(pb)), repr(float(pf))])
+            label = "brain" if pf > 0.5 else "background"
+            predictions.append([f"{name}/voxel{n}", label, repr(float(pb)), repr(float(pf))])
             references.append([f"{name}/voxel{n}", "brain" if t else "background", name])
     np.random.default_rng(5).shuffle(references)
     return (_write_csv(folder / "predictions.csv", ["input", "label", "p_background", "p_brain"], predictions),
@@ -97,7 +98,8 @@ def _sklearn(truth: np.ndarray, predicted: np.ndarray, probabilities: np.ndarray
     specificity = [recall_score(truth != c, predicted != c) if (truth != c).any() else math.nan for c in labels]
     auc = [roc_auc_score(truth == c, probabilities[:, c]) if 0 < (truth == c).sum() < truth.size else math.nan
            for c in labels]
-    return {"accuracy": accuracy_score(truth, predicted), "balanced_accuracy": balanced_accuracy_score(truth, predicted),
+    return {"accuracy": accuracy_score(truth, predicted),
+            "balanced_accuracy": balanced_accuracy_score(truth, predicted),
             "confusion_matrix": confusion_matrix(truth, predicted, labels=labels).tolist(),
             "precision": precision, "recall": recall, "f1": f1, "support": support, "specificity": specificity,
             "roc_auc": auc}
@@ -251,6 +253,27 @@ def test_four_real_tissue_classes_match_sklearn(tmp_path, tissue_csvs):
         _assert_matches_sklearn(report["per_group"][side], classes, truth[rows], predicted[rows], probabilities[rows])
 
 
+
+def test_reads_what_medai_classify_writes(tmp_path, tissue_csvs):
+    """The tissue predictions rewritten by ``medai classify``'s own CSV writer (probabilities rounded to 6 decimals,
+    many ties at 0.000000): evaluated like any other, equal to scikit-learn on the values as written."""
+    from medai.cli.classify import write_csv
+
+    classes, predictions, references = tissue_csvs
+    rows = [{"input": r["input"], "label": r["label"], "probabilities": {c: float(r[f"p_{c}"]) for c in classes}}
+            for r in _read_csv(predictions)]
+    write_csv(tmp_path / "results.csv", classes, rows)
+    out = tmp_path / "out"
+    assert main(["evaluate", str(tmp_path / "results.csv"), str(references), "-o", str(out)]) == 0
+    report = json.loads((out / "metrics.json").read_text())
+    by_name = {Path(r["input"]).name: r for r in _read_csv(tmp_path / "results.csv")}
+    refs = _read_csv(references)
+    truth = np.array([classes.index(r["label"]) for r in refs])
+    predicted = np.array([classes.index(by_name[r["input"]]["label"]) for r in refs])
+    probabilities = np.array([[float(by_name[r["input"]][f"p_{c}"]) for c in classes] for r in refs])
+    assert (probabilities == 0).sum() > 100  # rounding made ties
+    _assert_matches_sklearn(report["overall"], classes, truth, predicted, probabilities)
+
 def test_tiny_case_by_hand_with_ties_and_a_missing_class():
     """Five rows, three classes, 'bird' predicted once but never true; scores tied across classes of the truth."""
     classes = ["cat", "dog", "bird"]
@@ -268,7 +291,8 @@ def test_tiny_case_by_hand_with_ties_and_a_missing_class():
     assert dog["roc_auc"] == 1.0 and dog["precision"] == 1.0 and dog["recall"] == pytest.approx(2 / 3)
     # bird: never true -> recall and AUC undefined with a reason; precision 0 (1 false positive), F1 0
     assert math.isnan(bird["recall"]) and math.isnan(bird["roc_auc"]) and bird["precision"] == 0 and bird["f1"] == 0
-    assert "no reference row is 'bird'" in bird["undefined"]["roc_auc"] and set(bird["undefined"]) == {"recall", "roc_auc"}
+    assert "no reference row is 'bird'" in bird["undefined"]["roc_auc"]
+    assert set(bird["undefined"]) == {"recall", "roc_auc"}
     assert m["macro"]["recall"] == pytest.approx((1 / 2 + 2 / 3) / 2) and m["macro"]["roc_auc"] == pytest.approx(5 / 6)
 
     # ties within one class's scores: one ROC point per distinct score, AUC counts tied pairs as half
@@ -294,8 +318,10 @@ REFERENCES = "input,label,site\na.png,cat,x\nb.png,cat,x\nc.png,dog,y\n"
     ("missing input", PREDICTIONS.replace("c.png,dog,0.1,0.9\n", ""), REFERENCES, [], "predictions.csv", "c.png"),
     ("extra input", PREDICTIONS + "d.png,cat,0.5,0.5\n", REFERENCES, [], "references.csv", "d.png"),
     ("duplicate", PREDICTIONS + "a.png,cat,0.8,0.2\n", REFERENCES, [], "predictions.csv", "twice"),
-    ("unknown reference class", PREDICTIONS, REFERENCES.replace("c.png,dog", "c.png,bird"), [], "references.csv", "bird"),
-    ("unknown predicted class", PREDICTIONS.replace("b.png,dog", "b.png,cow"), REFERENCES, [], "predictions.csv", "cow"),
+    ("unknown reference class", PREDICTIONS, REFERENCES.replace("c.png,dog", "c.png,bird"), [], "references.csv",
+     "bird"),
+    ("unknown predicted class", PREDICTIONS.replace("b.png,dog", "b.png,cow"), REFERENCES, [], "predictions.csv",
+     "cow"),
     ("sum not 1", PREDICTIONS.replace("0.3,0.7", "0.3,0.6"), REFERENCES, [], "predictions.csv", "sum to 0.9"),
     ("not a number", PREDICTIONS.replace("0.3,0.7", "0.3,high"), REFERENCES, [], "predictions.csv", "high"),
     ("no p_ columns", "input,label\na.png,cat\n", REFERENCES, [], "predictions.csv", "p_<class>"),

@@ -121,7 +121,8 @@ def test_explicit_pairs_and_bad_pairs(masks):
     pred_node = segmentation_node(volume, {"brain (model)": prediction["Brain"]}, "model output")
     ref_node = segmentation_node(volume, {"Brain": reference["Brain"], "Cerebellum": reference["Cerebellum"]}, "expert")
     rows = table_rows(evaluate_segmentation_nodes(pred_node, ref_node, segment_pairs=[("brain (model)", "Brain")]))
-    assert len(rows) == 1 and rows[0]["Prediction segment"] == "brain (model)" and rows[0]["Reference segment"] == "Brain"
+    assert len(rows) == 1
+    assert (rows[0]["Prediction segment"], rows[0]["Reference segment"]) == ("brain (model)", "Brain")
     expected = label_metrics(prediction["Brain"], reference["Brain"], image.spacing[::-1])
     assert rows[0]["Dice"] == pytest.approx(expected["dice"], rel=1e-12) and rows[0]["Note"] == ""
     by_name = table_rows(evaluate_segmentation_nodes(pred_node, ref_node))  # names differ: nothing is paired

@@ -28,7 +28,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "recall/sensitivity, specificity, F1 and ROC AUC, and the confusion matrix; writes "
                     "OUTDIR/metrics.csv, metrics.json, roc.png and confusion_matrix.png. Outputs appear all at once, "
                     "or not at all on an error.")
-    parser.add_argument("prediction", nargs="?", metavar="PRED", help="predicted label map (one case), or PREDICTIONS.csv")
+    parser.add_argument("prediction", nargs="?", metavar="PRED",
+                        help="predicted label map (one case), or PREDICTIONS.csv")
     parser.add_argument("reference", nargs="?", metavar="REF", help="reference label map (one case), or REFERENCES.csv")
     parser.add_argument("--task", choices=("auto", "segmentation", "classification"), default="auto",
                         help="what is compared (default: classification when PRED and REF are .csv files)")

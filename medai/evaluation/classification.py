@@ -165,7 +165,8 @@ def read_matched(predictions: PathLike, references: PathLike, group: Optional[st
 
 def evaluate_classification(predictions: PathLike, references: PathLike, group: Optional[str] = None,
                             positive: Optional[str] = None, scores: str = "softmax") -> dict:
-    """The whole report: {"classes", "positive", "group_column", "overall": metrics, "per_group": {g: metrics}}.
+    """The report: {"classes", "positive", "scores", "group_column", "inputs", "overall": metrics,
+    "per_group": {group: metrics}} ("per_group" only with ``group``).
 
     ``positive`` names the class whose sensitivity/specificity/AUC the summary leads with; with two classes it
     defaults to the second ``p_`` column. Metrics are those of :func:`classification_metrics`.
@@ -296,8 +297,8 @@ def format_summary(report: dict) -> str:
     for group, metrics in _scopes(report):
         head = f"{report['group_column']}={group}" if group else "all"
         macro = metrics["macro"]
-        line = (f"{head:<16} n={metrics['n']:<6} accuracy {f(metrics['accuracy'])}  balanced {f(metrics['balanced_accuracy'])}"
-                f"  macro F1 {f(macro['f1'])}  macro AUC {f(macro['roc_auc'])}")
+        line = (f"{head:<16} n={metrics['n']:<6} accuracy {f(metrics['accuracy'])}"
+                f"  balanced {f(metrics['balanced_accuracy'])}  macro F1 {f(macro['f1'])}  macro AUC {f(macro['roc_auc'])}")
         if report["positive"]:
             p = metrics["per_class"][report["positive"]]
             line += (f"  | {report['positive']}: sensitivity {f(p['recall'])} specificity {f(p['specificity'])}"
