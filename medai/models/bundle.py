@@ -42,9 +42,12 @@ class _Unresolved(Exception):
 
 
 def is_bundle(path: PathLike) -> bool:
-    """Whether ``path`` is a MONAI bundle folder (``configs/metadata.json``) or a ``.zip`` file."""
+    """Whether ``path`` looks like a MONAI bundle: a folder with ``configs/``, or a ``.zip`` file.
+
+    (Whether it is a complete one, :func:`card_from_bundle` tells, naming what is missing.)
+    """
     p = Path(path)
-    return (p.is_dir() and (p / "configs" / "metadata.json").is_file()) or (p.is_file() and p.suffix.lower() == ".zip")
+    return (p.is_dir() and (p / "configs").is_dir()) or (p.is_file() and p.suffix.lower() == ".zip")
 
 
 def card_from_bundle(path: PathLike, overrides: Optional[dict[str, Any]] = None) -> ModelCard:
