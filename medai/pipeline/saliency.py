@@ -67,8 +67,7 @@ def _explainer(classifier: "Classifier", class_index: int):
     if parts is not None:
         return lambda batch: grad_cam(parts[0], parts[1], batch, class_index)
     network = classifier.load()
-    output = classifier.card.inference.get("output", "softmax")
-    return lambda batch: occlusion(network, batch, class_index, output)
+    return lambda batch: occlusion(network, batch, class_index)
 
 
 def torch_module(classifier: "Classifier"):
@@ -110,8 +109,12 @@ def grad_cam(features, head, batch, class_index: int):
     return torch.relu((weights * activations).sum(1)).detach()
 
 
-def occlusion(network, batch, class_index: int, output: str = "softmax"):
-    """MONAI occlusion sensitivity of ``class_index`` for each image of a batch: (N, *spatial), non-negative."""
+def occlusion(network, batch, class_index: int):
+    """MONAI occlusion sensitivity of ``class_index`` for each image of a batch: (N, *spatial), non-negative.
+
+    The importance of a patch is how much the class's logit drops when the patch is replaced by the image mean
+    (logits, not probabilities: a confident softmax barely moves, its logit does).
+    """
     import torch
     from monai.visualize import OcclusionSensitivity
 
@@ -119,14 +122,13 @@ def occlusion(network, batch, class_index: int, output: str = "softmax"):
         def forward(self, x):
             return network(x)
 
-    activate = torch.sigmoid if output == "sigmoid" else True
     patch = max(2, int(round(OCCLUSION_PATCH * min(batch.shape[2:]))))
-    sensitivity = OcclusionSensitivity(Wrapped(), mask_size=patch, n_batch=64, verbose=False, activate=activate)
+    sensitivity = OcclusionSensitivity(Wrapped(), mask_size=patch, n_batch=64, verbose=False, mode="mean_img",
+                                       activate=False)
     maps = []
     with torch.no_grad():
         for image in batch:
-            reference = network(image[None]).float()
-            reference = reference.sigmoid() if output == "sigmoid" else reference.softmax(1)
-            occluded, _ = sensitivity(image[None])
-            maps.append((reference[0, class_index] - occluded[0, 0, ..., class_index]).clamp_min(0))
+            reference = network(image[None]).float()[0, class_index]
+            occluded, _ = sensitivity(image[None])  # (1, classes, *spatial)
+            maps.append((reference - occluded[0, class_index]).clamp_min(0))
     return torch.stack(maps)

@@ -1,6 +1,6 @@
 """Cut the real images of ``sources.py`` into the 2D training slices of the ``image-type`` model.
 
-    python recipes/image_type/build_dataset.py OUT [--slices 24] [--copies 8] [--seed 0]
+    python recipes/image_type/build_dataset.py OUT [--slices 24] [--copies 8] [--seed 0] [--sources NAME...]
 
 Writes ``OUT/slices/<source>_<n>.nii.gz`` (one slice each, float32, original values: HU for CT), ``OUT/datalist.json``
 (``{"classes": [...], "training": [{"image": ..., "label": ..., "volume": source}]}``, paths relative to OUT) and
@@ -22,11 +22,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sources import CLASSES, SOURCES  # noqa: E402
+from sources import CLASSES, SOURCES, by_name  # noqa: E402
 
 from medai.io import write_volume  # noqa: E402
 from medai.pipeline.classify_input import THIN, canonical_image  # noqa: E402
@@ -55,12 +56,12 @@ def slice_volume(slice_xy: np.ndarray) -> Volume:
     return Volume(slice_xy.T[None], np.ones(3), np.zeros(3), AXIAL_RAS)
 
 
-def build(out: Path, slices: int = 24, copies: int = 8, seed: int = 0) -> dict:
-    """Write the slices, datalist.json and volumes.json into ``out``; returns the datalist."""
+def build(out: Path, slices: int = 24, copies: int = 8, seed: int = 0, names: Optional[list[str]] = None) -> dict:
+    """Write the slices, datalist.json and volumes.json into ``out`` (every source, or those ``names``)."""
     rng = np.random.default_rng(seed)
     (out / "slices").mkdir(parents=True, exist_ok=True)
     training, volumes = [], {}
-    for source in SOURCES:
+    for source in SOURCES if names is None else [by_name(name) for name in names]:
         image = canonical_image(source.load(), "RAS")
         thin = image.array.shape[image.slice_axis] <= THIN
         cut = image.slices(image.slice_indices(slices))
@@ -87,8 +88,9 @@ def main() -> None:
     parser.add_argument("--slices", type=int, default=24, help="slices per volume (default: %(default)s)")
     parser.add_argument("--copies", type=int, default=8, help="copies of each slice of a 2D image (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sources", nargs="+", metavar="NAME", help="only these sources (default: all)")
     args = parser.parse_args()
-    build(args.out, args.slices, args.copies, args.seed)
+    build(args.out, args.slices, args.copies, args.seed, args.sources)
 
 
 if __name__ == "__main__":
