@@ -94,22 +94,33 @@ def _diameters(points: np.ndarray) -> list[float]:
     """[Slice (same z), Column (same y), Row (same x), 3D] largest vertex distances, as pyradiomics pairs them."""
     result = []
     for axis in range(3):
+        others = [a for a in range(3) if a != axis]
+        ends = _line_ends(points[:, [axis, *others]])  # plane, then the two in-plane coordinates
+        planes = np.flatnonzero(np.diff(ends[:, 0])) + 1
         best = 0.0
-        values, groups = np.unique(points[:, axis], return_inverse=True)
-        order = np.argsort(groups, kind="stable")
-        bounds = np.searchsorted(groups[order], np.arange(len(values) + 1))
-        in_plane = np.delete(points, axis, axis=1)[order]  # the shared coordinate adds 0 to every distance
-        for start, stop in zip(bounds[:-1], bounds[1:]):
-            best = max(best, _max_distance(in_plane[start:stop]))
+        for plane in np.split(ends[:, 1:], planes):  # the shared coordinate adds 0 to every distance
+            best = max(best, _max_distance(plane))
         result.append(best)
-    result.append(_max_distance(points))
+    result.append(_max_distance(_line_ends(points)))
     return result
+
+
+def _line_ends(points: np.ndarray) -> np.ndarray:
+    """The two end points of each line of ``points`` along the last coordinate (grouped by the others), sorted
+    by the other coordinates. A point between two others of its line is never a convex-hull vertex, so no
+    farthest pair is lost."""
+    order = np.lexsort(points.T[::-1])
+    ordered = points[order]
+    new_line = np.any(np.diff(ordered[:, :-1], axis=0) != 0, axis=1)
+    starts = np.concatenate([[0], np.flatnonzero(new_line) + 1])
+    stops = np.concatenate([starts[1:] - 1, [len(ordered) - 1]])
+    return ordered[np.unique(np.concatenate([starts, stops]))]
 
 
 def _max_distance(points: np.ndarray) -> float:
     """Largest distance between two of ``points``: the farthest pair lies on the convex hull, so only hull
     vertices are compared (exactly as pyradiomics' all-pairs loop, which is quadratic in the vertex count)."""
-    candidates = points[_extreme_indices(points)]
+    candidates = points[_extreme_indices(points)] if len(points) > 64 else points  # few: all pairs are cheap
     best = 0.0
     for start in range(0, len(candidates), 512):
         block = candidates[start:start + 512]
