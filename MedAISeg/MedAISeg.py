@@ -23,7 +23,7 @@ from slicer.ScriptedLoadableModule import *
 from slicer.util import VTKObservationMixin
 
 from MedAISegLib.engine import EngineLogic
-from MedAISegLib.gui import ParameterNodeGui, showError
+from MedAISegLib.gui import ParameterNodeGui, chooseModelFile, showError
 
 #: Where the engine may run the model.
 DEVICES = ("auto", "cpu", "cuda")
@@ -97,6 +97,7 @@ class MedAISegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self.ui.addModelButton.connect("clicked(bool)", self.onAddModel)
         self.enter()
         self.setRunning(False)
 
@@ -130,7 +131,8 @@ class MedAISegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                                        _("Segment the input volume") if ready else _("Select an input volume"))
 
     def setRunning(self, running: bool) -> None:
-        for widget in (self.ui.inputSelector, self.ui.modelComboBox, self.ui.deviceComboBox, self.ui.outputSelector):
+        for widget in (self.ui.inputSelector, self.ui.modelComboBox, self.ui.addModelButton, self.ui.deviceComboBox,
+                       self.ui.outputSelector):
             widget.enabled = not running
         self.ui.progressBar.visible = running
         self.ui.progressBar.value = 0
@@ -153,6 +155,22 @@ class MedAISegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._runInputs = (p.inputVolume, p.model, p.outputSegmentation)
         self.setRunning(True)
         self._timer.start()
+
+    def onAddModel(self) -> None:
+        """Install the model package or MONAI bundle the user picks into the catalog (engine logic), then select it."""
+        path = chooseModelFile(self.parent)
+        if not path:
+            return
+        try:
+            self.gui.ensureDependencies()
+            with slicer.util.WaitCursor():
+                card = self.logic.install_model(path)
+        except Exception as error:  # the engine's one-line message (not a bundle, already installed, ...)
+            showError(self.ui.statusLabel, error)
+            return
+        self.gui.fillModels()
+        self.gui.node.model = card.id
+        self.ui.statusLabel.text = _("Added {name} ({id}).").format(name=card.name, id=card.id)
 
     def onPoll(self) -> None:
         run = self._run

@@ -103,6 +103,16 @@ def describeModel(modelId: str) -> str:
         return ""
 
 
+def chooseModelFile(parent) -> str:
+    """Ask for a model to add: a MONAI bundle's .zip or configs/metadata.json, or a model package's card.json.
+
+    (A file, because one dialog cannot pick either a folder or a zip; the engine takes the file's folder.)
+    """
+    return qt.QFileDialog.getOpenFileName(
+        parent, _("Add a model: a MONAI bundle (.zip, or configs/metadata.json) or a model package (card.json)"),
+        "", _("MedAI models (*.zip card.json metadata.json)"))
+
+
 def showError(statusLabel, error: Exception) -> None:
     """Log ``error`` with its traceback; show its one-line message in a dialog and in ``statusLabel``."""
     logging.error("MedAI: %s", error, exc_info=error)
