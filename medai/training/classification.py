@@ -110,7 +110,7 @@ def train_classification(config: TrainConfig, info: PackageInfo, progress, resum
         batches = range(0, len(order), config.batch_size)
         for step, start in enumerate(batches):
             chosen = order[start:start + config.batch_size]
-            images = torch.stack([torch.as_tensor(augment(train_x[i])) for i in chosen]).to(device)
+            images = torch.stack([augment(train_x[i]).as_tensor() for i in chosen]).to(device)
             optimizer.zero_grad()
             loss = loss_function(model(images), train_y[chosen].to(device))
             loss.backward()
