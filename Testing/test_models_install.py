@@ -104,6 +104,18 @@ def test_install_zip_and_package_then_listed_by_the_slicer_logic(made, tmp_path,
     assert installed.folder == tmp_path / "home" / "models" / "brain-package"
     assert {"brain-extraction", "colin27_brain_unet_pt", "brain-package"} <= {c.id for c in MedAISegLogic.models()}
 
+    # the same package shipped with MedAI (medai/models/packages/<name>/card.json): listed as built-in, not removable
+    from medai.models import catalog
+    from medai.models.install import remove_model
+
+    monkeypatch.setattr(catalog, "BUILTIN_PACKAGES_DIR", tmp_path / "packages")
+    shutil.copytree(package, tmp_path / "packages" / "brain")
+    (tmp_path / "packages" / "brain" / "card.json").write_text(json.dumps(dict(data, id="shipped-brain")))
+    shipped = {c.id: c for c in MedAISegLogic.models()}["shipped-brain"]
+    assert catalog.is_builtin(shipped) and not catalog.is_builtin(installed)
+    with pytest.raises(MedAIError, match="built into MedAI"):
+        remove_model("shipped-brain")
+
     # a package whose weight does not match its card: refused, nothing new installed
     (package / "network.ts").write_bytes((package / "network.ts").read_bytes() + b"\0")
     with pytest.raises(MedAIError, match="SHA256"):

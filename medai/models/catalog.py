@@ -49,7 +49,8 @@ def list_cards(user_dir: Optional[PathLike] = None) -> list[ModelCard]:
 
 def is_builtin(card: ModelCard) -> bool:
     """Whether ``card`` ships with MedAI (as opposed to one the user installed)."""
-    return card.folder is not None and card.folder.resolve().is_relative_to(BUILTIN_DIR.parent.resolve())
+    return card.folder is not None and any(card.folder.resolve().is_relative_to(folder.resolve())
+                                           for folder in (BUILTIN_DIR, BUILTIN_PACKAGES_DIR))
 
 
 def get_card(model: PathLike, user_dir: Optional[PathLike] = None) -> ModelCard:
