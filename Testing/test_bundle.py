@@ -124,7 +124,7 @@ def train_unet(image_path: Path, label_path: Path, steps: int = 40):
     return network.eval()
 
 
-def build_bundle(folder: Path, image_path: Path, label_path: Path) -> Path:
+def build_bundle(folder: Path, image_path: Path, label_path: Path, steps: int = 40) -> Path:
     """A MONAI bundle in ``folder``: configs, models/model.pt (state dict) and models/model.ts (MONAI's ckpt_export)."""
     import torch
     from monai.bundle import ckpt_export
@@ -134,7 +134,7 @@ def build_bundle(folder: Path, image_path: Path, label_path: Path) -> Path:
     (folder / "configs" / "metadata.json").write_text(json.dumps(METADATA, indent=2))
     (folder / "configs" / "inference.json").write_text(json.dumps(INFERENCE, indent=2))
     (folder / "LICENSE").write_text("Apache License, Version 2.0 (test bundle)\n")
-    torch.save(train_unet(image_path, label_path).state_dict(), folder / "models" / "model.pt")
+    torch.save(train_unet(image_path, label_path, steps).state_dict(), folder / "models" / "model.pt")
     ckpt_export(net_id="network_def", filepath=str(folder / "models" / "model.ts"),
                 ckpt_file=str(folder / "models" / "model.pt"), meta_file=str(folder / "configs" / "metadata.json"),
                 config_file=str(folder / "configs" / "inference.json"), bundle_root=str(folder))
@@ -208,7 +208,8 @@ def test_card_derived_from_the_bundle(case):
                                          "sha256": sha256_of(case["bundle"] / "models" / "model.ts")}
     assert card.preprocessing == {"orientation": "RAS", "spacing": [4.0, 4.0, 4.0], "intensity": {
         "type": "range", "a_min": 0.0, "a_max": 255.0, "b_min": 0.0, "b_max": 1.0, "clip": True}}
-    assert card.inference == {"mode": "sliding-window", "roi_size": ROI, "overlap": 0.5, "output": "softmax"}
+    assert card.inference == {"mode": "sliding-window", "roi_size": ROI, "overlap": 0.5, "blend_mode": "gaussian",
+                              "output": "softmax"}
     assert card.postprocessing == {"argmax": True, "largest_component": True}
     pt_card = get_card(state_dict_variant(case["bundle"], case["folder"] / "derive"))
     assert pt_card.data["runtime"] == "pytorch-state-dict"

@@ -173,7 +173,8 @@ def test_missing_field_can_be_given_on_install(made, tmp_path):
     bundle = _no_inferer(shutil.copytree(made["bundle"], tmp_path / "colin27_brain_unet"), tmp_path)
     home = tmp_path / "home"
     result = medai(home, "models", "install", str(bundle), "--set", "inference.mode=sliding-window",
-                   "--set", "inference.roi_size=[32,32,32]")
+                   "--set", "inference.roi_size=[32,32,32]", "--set", "inference.blend_mode=gaussian")
     assert result.returncode == 0, result.stderr
     card = json.loads((home / "models" / "colin27_brain_unet" / "card.json").read_text())
-    assert card["inference"] == {"mode": "sliding-window", "roi_size": [32, 32, 32], "output": "softmax"}
+    assert card["inference"] == {"mode": "sliding-window", "roi_size": [32, 32, 32], "blend_mode": "gaussian",
+                                 "output": "softmax"}

@@ -447,8 +447,11 @@ class BundleReader:
             roi = [roi] * 3 if isinstance(roi, int) else roi
             if not (isinstance(roi, list) and len(roi) == 3 and all(isinstance(v, int) and v > 0 for v in roi)):
                 raise self.fail(f"inferer roi_size {roi!r} is not three positive sizes")
-            overlap = self.literal(inferer.get("overlap", 0.25), "inferer overlap")  # MONAI's default overlap
-            return {"mode": "sliding-window", "roi_size": roi, "overlap": float(overlap)}
+            overlap = self.literal(inferer.get("overlap", 0.25), "inferer overlap")  # MONAI's defaults
+            blend = self.literal(inferer.get("mode", "constant"), "inferer mode")
+            if blend not in ("constant", "gaussian"):
+                raise self.fail(f"inferer mode {blend!r} is not constant or gaussian")
+            return {"mode": "sliding-window", "roi_size": roi, "overlap": float(overlap), "blend_mode": blend}
         raise self.fail(f"inferer {name or inferer!r} is not SimpleInferer or SlidingWindowInferer")
 
     def postprocessing(self) -> tuple[dict[str, Any], Optional[str]]:
