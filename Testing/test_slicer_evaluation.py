@@ -109,6 +109,7 @@ def test_table_equals_engine_metrics_in_physical_space(masks, oblique, reference
     again = table_rows(evaluate_segmentation_nodes(pred_node, ref_node, referenceVolumeNode=ref_volume))
     ref_node.RemoveNodeReferenceIDs(ref_node.GetReferenceImageGeometryReferenceRole())
     from_geometry = table_rows(evaluate_segmentation_nodes(pred_node, ref_node))
+    assert ref_node.GetScene().GetFirstNodeByName("MedAI evaluation grid") is None  # the temporary grid is gone
     for other in (again, from_geometry):
         assert [r["Segment"] for r in other] == [r["Segment"] for r in rows]
         for a, b in zip(other, rows):
