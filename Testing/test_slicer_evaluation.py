@@ -108,6 +108,7 @@ def test_table_equals_engine_metrics_in_physical_space(masks, oblique, reference
     # string when the segmentation has no volume node to refer to
     again = table_rows(evaluate_segmentation_nodes(pred_node, ref_node, referenceVolumeNode=ref_volume))
     ref_node.RemoveNodeReferenceIDs(ref_node.GetReferenceImageGeometryReferenceRole())
+    assert ref_node.GetNodeReference(ref_node.GetReferenceImageGeometryReferenceRole()) is None
     from_geometry = table_rows(evaluate_segmentation_nodes(pred_node, ref_node))
     assert ref_node.GetScene().GetFirstNodeByName("MedAI evaluation grid") is None  # the temporary grid is gone
     for other in (again, from_geometry):
