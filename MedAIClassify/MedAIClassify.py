@@ -123,7 +123,9 @@ class MedAIClassifyWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             p.resultsTable = table
             p.saliencyVolume = saliency
         self.showSaliency(p.showSaliency)
-        self.ui.statusLabel.text = _("Done.")
+        warnings = self.logic.last_warnings  # e.g. the image looks like CT but the model expects MR
+        self.ui.statusLabel.text = _("Done.") if not warnings else _("Done. Warning: {warnings}").format(
+            warnings=" ".join(warnings))
 
     def showSaliency(self, show: bool) -> None:
         """Overlay the last saliency map on the image, or remove it."""

@@ -22,6 +22,7 @@ $PIP install -q --no-deps deepbet==1.0.2
 need=()
 [ -f /usr/share/mricron/templates/ch2.nii.gz ] || need+=(mricron-data)
 [ -f /usr/share/doc/insighttoolkit5-examples/examples/Data/KmeansTest_T1UCharRaw.nii.gz ] || need+=(insighttoolkit5-examples)
+[ -f /usr/share/doc/invesalius-examples/examples/Cranium.inv3 ] || need+=(invesalius-examples)
 if [ ${#need[@]} -gt 0 ]; then
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq
