@@ -67,7 +67,7 @@ def test_a_volume_is_judged_on_its_slices_and_a_2d_image_on_its_one_slice(classi
     assert image.slice_axis == 2 and len(image.slice_indices(16)) == 16
     middle = itk_t1.array.shape[1] // 2  # the T1's J axis points superior: a J slice is axial
     one = itk_t1.__class__(itk_t1.array[:, middle:middle + 1, :], itk_t1.spacing, itk_t1.origin, itk_t1.direction)
-    assert canonical_image(one).slice_axis == 2 and canonical_image(one).array.shape[2] == 1
+    assert canonical_image(one).slice_axis == 2 and canonical_image(one).shape[2] == 1
     assert next(iter(modality_probabilities(classifier(one).probabilities))) == "MR"
 
 

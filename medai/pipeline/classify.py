@@ -128,7 +128,7 @@ class Classifier:
         if self.two_d:
             batch = slice_batch(image.slices(image.slice_indices(SLICES)), self.input_size, intensity)
         else:
-            batch = volume_batch(image.array, self.input_size, intensity)
+            batch = volume_batch(image.whole(), self.input_size, intensity)
         timer.begin("classify")
         scores = output_scores(network(batch), self.card.inference.get("output", "softmax"))
         return scores.mean(0).cpu().numpy()

@@ -29,21 +29,29 @@ CENTRAL_FRACTION = 0.8
 
 @dataclass
 class CanonicalImage:
-    """An image's voxels in canonical (X, Y, Z) order, and how to put canonical arrays back on its grid."""
+    """An image's voxels in canonical (X, Y, Z) order, and how to put canonical arrays back on its grid.
 
-    array: np.ndarray  #: float32, NaN/inf set to 0
+    ``voxels`` is a view of the input's array (axes reordered and flipped, any dtype): only the slices asked for
+    are copied to float32, which keeps a look at a few slices of a large volume cheap.
+    """
+
+    voxels: np.ndarray
     reorientation: Optional[Reorientation]
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.voxels.shape)
 
     @property
     def slice_axis(self) -> int:
         """The canonical axis 2D slices are taken across: the thinnest if it is thin, else Z (axial)."""
-        shape = np.array(self.array.shape)
+        shape = np.array(self.shape)
         thinnest = int(np.argmin(shape))
         return thinnest if shape[thinnest] <= THIN else 2
 
     def slice_indices(self, count: int) -> np.ndarray:
         """Up to ``count`` evenly spaced slice positions in the central part of the slice axis."""
-        n = self.array.shape[self.slice_axis]
+        n = self.shape[self.slice_axis]
         if n <= THIN:
             return np.arange(n)
         margin = (1 - CENTRAL_FRACTION) / 2
@@ -51,9 +59,13 @@ class CanonicalImage:
         return np.unique(np.round(np.linspace(low, high, min(count, high - low + 1))).astype(int))
 
     def slices(self, indices: Optional[Sequence[int]] = None) -> np.ndarray:
-        """Slices (N, A, B) across the slice axis (all of them when ``indices`` is None); A, B keep X, Y, Z order."""
-        moved = np.moveaxis(self.array, self.slice_axis, 0)
-        return moved if indices is None else moved[np.asarray(indices)]
+        """Float32 slices (N, A, B) across the slice axis (all when ``indices`` is None); A, B keep X, Y, Z order."""
+        moved = np.moveaxis(self.voxels, self.slice_axis, 0)
+        return finite_float32(moved if indices is None else moved[np.asarray(indices)])
+
+    def whole(self) -> np.ndarray:
+        """The whole canonical image as float32."""
+        return finite_float32(self.voxels)
 
     def from_slices(self, stack: np.ndarray) -> np.ndarray:
         """Inverse of ``slices()`` for every slice: (N, A, B) -> a canonical (X, Y, Z) array."""
@@ -65,13 +77,17 @@ class CanonicalImage:
         return np.ascontiguousarray(ijk.transpose(2, 1, 0))
 
 
+def finite_float32(array: np.ndarray) -> np.ndarray:
+    """A contiguous float32 copy of ``array`` with NaN and infinite values set to 0 (as every pipeline does)."""
+    out = np.array(array, dtype=np.float32, order="C", copy=True)
+    return np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+
+
 def canonical_image(volume: Volume, orientation: str = "RAS") -> CanonicalImage:
-    """``volume``'s voxels as float32 in ``orientation`` ('RAS', 'LPS' or 'none'), NaN and inf set to 0."""
-    array = np.nan_to_num(volume.array.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0).transpose(2, 1, 0)
+    """``volume``'s voxels viewed in ``orientation`` ('RAS', 'LPS' or 'none'): no copy is made."""
     reorientation = canonical_reorientation(volume, orientation) if orientation != "none" else None
-    if reorientation is not None:
-        array = reorientation.apply(array)
-    return CanonicalImage(np.ascontiguousarray(array), reorientation)
+    voxels = volume.array.transpose(2, 1, 0)
+    return CanonicalImage(voxels if reorientation is None else reorientation.apply(voxels), reorientation)
 
 
 def slice_batch(slices: np.ndarray, input_size: Sequence[int], intensity: dict[str, Any]):

@@ -49,8 +49,8 @@ def saliency_map(classifier: "Classifier", volume: Volume, class_index: int) -> 
             maps.append(F.interpolate(cam[:, None], size=size, mode="bilinear", align_corners=False)[:, 0])
         canonical = image.from_slices(torch.cat(maps).numpy())
     else:
-        cam = explain(volume_batch(image.array, classifier.input_size, intensity))
-        canonical = F.interpolate(cam[:, None], size=image.array.shape, mode="trilinear", align_corners=False)[0, 0]
+        cam = explain(volume_batch(image.whole(), classifier.input_size, intensity))
+        canonical = F.interpolate(cam[:, None], size=image.shape, mode="trilinear", align_corners=False)[0, 0]
         canonical = canonical.numpy()
     canonical = np.clip(canonical, 0, None)
     peak = float(canonical.max())

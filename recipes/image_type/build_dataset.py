@@ -63,7 +63,7 @@ def build(out: Path, slices: int = 24, copies: int = 8, seed: int = 0, names: Op
     training, volumes = [], {}
     for source in SOURCES if names is None else [by_name(name) for name in names]:
         image = canonical_image(source.load(), "RAS")
-        thin = image.array.shape[image.slice_axis] <= THIN
+        thin = image.shape[image.slice_axis] <= THIN
         cut = image.slices(image.slice_indices(slices))
         repeats = copies if thin else 1
         count = 0
