@@ -6,15 +6,12 @@ direction (:func:`medai.resample.grid_like`); reordered and flipped to canonical
 (:mod:`medai.pipeline.orientation`, no resampling); the whole image normalised by
 :func:`medai.pipeline.intensity.normalize`; then patches (training) or a sliding window (validation, inference).
 
-Classification (the card's ``whole`` mode with ``input_size``): the same NaN handling and canonical RAS
-orientation; then
-
-* a 3D network (``input_size`` Z > 1) sees the whole image resized (trilinear) to ``input_size``; a 2D image is a
-  one-slice volume, so its single slice is repeated along Z;
-* a 2D network (``input_size`` Z = 1) sees one axial slice: the middle one of a volume (the only one of a 2D
-  image), resized to ``input_size`` X, Y;
-
-and the resized image is normalised by the same ``normalize``; the network's logits go through softmax.
+Classification (the card's ``whole`` mode with ``input_size``): the classification pipeline's own input code
+(:mod:`medai.pipeline.classify_input`): canonical RAS, then a 3D network (``input_size`` Z > 1) sees the whole
+image resized (trilinear) to ``input_size`` (a 2D image is a one-slice volume, its slice repeated along Z); a 2D
+network (``input_size`` Z = 1) sees slices across the image's slice axis resized to X, Y -- in training the
+middle slice of a volume, the only slice of a 2D image. The resized input is normalised by the same
+``normalize``; the network's logits go through softmax.
 """
 
 from __future__ import annotations
@@ -68,18 +65,15 @@ def segmentation_arrays(image: Volume, label: Optional[Volume], spacing: Optiona
 
 
 def classification_input(volume: Volume, input_size: Sequence[int], intensity: dict[str, Any]):
-    """The normalised network input for ``volume``: a (1, X, Y, Z) tensor for a 3D net, (1, X, Y) for a 2D one."""
-    import torch
+    """The normalised network input for ``volume``: (1, X, Y, Z) for a 3D network, (1, X, Y) for a 2D one.
 
-    from medai.pipeline.inference import _resize
-    from medai.pipeline.intensity import normalize
+    Built by the classification pipeline's own functions (:mod:`medai.pipeline.classify_input`); a 2D network
+    trains on the middle slice across the image's slice axis (the only slice of a 2D image).
+    """
+    from medai.pipeline.classify_input import canonical_image, slice_batch, volume_batch
 
-    work = finite_float(volume)
-    image = canonical(work.array, work)
-    size = [int(s) for s in input_size]
-    if size[2] == 1:
-        middle = image.shape[2] // 2
-        image = image[:, :, middle:middle + 1]
-    x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None]
-    x = normalize(_resize(x, size, "trilinear"), intensity)
-    return x[..., 0] if size[2] == 1 else x
+    image = canonical_image(volume, "RAS")
+    stack = image.slices()  # (N, A, B) across the slice axis
+    if int(input_size[2]) == 1:
+        return slice_batch(stack[[len(stack) // 2]], input_size, intensity)[0]
+    return volume_batch(image.from_slices(stack), input_size, intensity)[0]
