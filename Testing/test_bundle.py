@@ -86,8 +86,7 @@ INFERENCE = {
         {"_target_": "SaveImaged", "keys": "pred", "output_dir": "@output_dir", "output_postfix": "seg",
          "separate_folder": False, "resample": False, "output_dtype": "$torch.uint8"},
     ]},
-    "initialize": ["$torch.set_grad_enabled(False)",
-                   "$@network.load_state_dict(torch.load(@bundle_root + '/models/model.pt', weights_only=True))",
+    "initialize": ["$@network.load_state_dict(torch.load(@bundle_root + '/models/model.pt', weights_only=True))",
                    "$@network.eval()"],
     "run": ["$[@postprocessing(dict(d, pred=@inferer(d['image'][None].to(@device), @network)[0])) for d in @dataset]"],
 }
@@ -143,10 +142,12 @@ def build_bundle(folder: Path, image_path: Path, label_path: Path, steps: int = 
 
 def monai_bundle_inference(bundle: Path, image_path: Path, out_dir: Path) -> Path:
     """MONAI's own run of the bundle's inference.json on ``image_path``; returns the label file it writes."""
+    import torch
     from monai.bundle import run
 
-    run(config_file=str(bundle / "configs" / "inference.json"), meta_file=str(bundle / "configs" / "metadata.json"),
-        bundle_root=str(bundle), datalist=[str(image_path)], output_dir=str(out_dir))
+    with torch.no_grad():
+        run(config_file=str(bundle / "configs" / "inference.json"), meta_file=str(bundle / "configs" / "metadata.json"),
+            bundle_root=str(bundle), datalist=[str(image_path)], output_dir=str(out_dir))
     (written,) = out_dir.glob("*_seg.nii.gz")
     return written
 
