@@ -85,11 +85,14 @@ def engine_and_device(engine: str, device_request: str, runtime: str = "torchscr
 
 
 def example_shape(card: ModelCard, role: str) -> tuple[int, ...]:
-    """A (1, C, ...) input shape for tracing ``role`` of ``card`` (the size it runs at, when the card says)."""
+    """A (1, C, ...) input shape for tracing ``role`` of ``card``: the size it runs at, when the card says, halved
+    while above 128 (the export has dynamic spatial axes; a 256^3 trace only costs time and memory)."""
     spec = card.inference
     channels = int(card.data.get("network", {}).get("args", {}).get("in_channels", 1))
     size = spec.get("localiser_size") if role == "localiser" else None
-    size = size or spec.get("input_size") or spec.get("roi_size") or [64, 64, 64]
+    size = list(size or spec.get("input_size") or spec.get("roi_size") or [64, 64, 64])
+    while max(size) > 128 and all(s % 2 == 0 for s in size):
+        size = [s // 2 for s in size]
     return (1, channels, *size)
 
 

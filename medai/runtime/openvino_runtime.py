@@ -1,17 +1,39 @@
-"""Running an ONNX file with OpenVINO on the CPU.
+"""Running an ONNX file with OpenVINO on the CPU, with OpenVINO's usage telemetry off.
 
-Privacy: the OpenVINO runtime (``openvino.Core``: read_model, compile_model, inference) has no telemetry. Only its
-model-conversion tools (``openvino.convert_model``, the ``ovc`` command, in ``openvino.tools.ovc``) report usage,
-through the ``openvino_telemetry`` package, with consent assumed when no opt-out file exists. This module never
-touches them: it reads the ONNX file directly with ``Core.read_model``, so ``openvino_telemetry`` is not even
-imported (Testing/test_engines.py checks that, and that no socket is opened during inference).
+Privacy: ``import openvino`` imports its model converter (``openvino.tools.ovc``), which at import time starts
+``openvino_telemetry`` and sends a "general_import" event (to Google Analytics, from a forked process), writing a
+client id under ``~/intel`` first, unless the user opted out with Intel's ``opt_in_out --opt_out`` or the process
+looks like a CI job (``CI=true``). :func:`import_openvino` imports it with ``CI=true`` set for the duration of the
+import only: the telemetry object (a per-process singleton) is then created with consent declined, so nothing is
+written or sent for the rest of the process, and neither the user's files nor the environment are changed.
+Testing/test_engines.py checks this (no socket attempt, no ``~/intel`` file) against plain ``import openvino``.
+ONNX files are read directly with ``Core.read_model``; the converter is never used.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 from medai.errors import MedAIError
+
+
+def import_openvino():
+    """The ``openvino`` module, imported with its telemetry declined (see the module docstring)."""
+    if "openvino" in sys.modules:  # imported already (by medai, or too late to change by someone else)
+        return sys.modules["openvino"]
+    saved = os.environ.get("CI")
+    os.environ["CI"] = "true"  # openvino_telemetry's own rule: no consent in CI jobs
+    try:
+        import openvino
+    finally:
+        if saved is None:
+            del os.environ["CI"]
+        else:
+            os.environ["CI"] = saved
+    return openvino
+
 
 #: ``--precision`` -> OpenVINO inference precision hint; None keeps the device's default (bf16 or f16 on CPUs
 #: with native support for it, f32 elsewhere).
@@ -20,8 +42,7 @@ PRECISION_HINTS = {"fp32": "f32", "reduced": None}
 
 def reduced_precision_type() -> str:
     """What 'reduced' precision means on this CPU: the OpenVINO CPU plugin's default inference precision."""
-    import openvino as ov
-
+    ov = import_openvino()
     return str(ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT").get_type_name())
 
 
@@ -29,8 +50,7 @@ class OpenVinoNetwork:
     """An ONNX model compiled by OpenVINO for the CPU, once per input shape (static shapes run fastest)."""
 
     def __init__(self, path: Path, threads: int, precision: str = "fp32") -> None:
-        import openvino as ov
-
+        ov = import_openvino()
         if precision not in PRECISION_HINTS:
             raise MedAIError(f"unknown precision '{precision}'; use fp32 or reduced")
         self.core = ov.Core()
