@@ -178,3 +178,20 @@ def test_missing_field_can_be_given_on_install(made, tmp_path):
     card = json.loads((home / "models" / "colin27_brain_unet" / "card.json").read_text())
     assert card["inference"] == {"mode": "sliding-window", "roi_size": [32, 32, 32], "blend_mode": "gaussian",
                                  "output": "softmax"}
+
+
+def test_yaml_inference_config_is_read_when_pyyaml_is_installed(made, tmp_path):
+    """configs/inference.yaml (the same config; JSON is YAML): the same card with PyYAML, else a line asking for it."""
+    import importlib.util
+
+    from medai.models import get_card
+
+    bundle = shutil.copytree(made["bundle"], tmp_path / "colin27_brain_unet")
+    (bundle / "configs" / "inference.json").rename(bundle / "configs" / "inference.yaml")
+    if importlib.util.find_spec("yaml") is None:
+        with pytest.raises(MedAIError, match=r"inference.yaml: reading a YAML bundle config needs PyYAML"):
+            get_card(bundle)
+    else:
+        expected = get_card(made["bundle"]).data
+        assert {k: v for k, v in get_card(bundle).data.items() if k != "source"} == \
+            {k: v for k, v in expected.items() if k != "source"}
