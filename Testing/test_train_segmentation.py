@@ -185,3 +185,22 @@ def test_bad_datalist_is_one_line_naming_the_file_and_leaves_nothing(data, tmp_p
     assert err.count("\n") == 1 and err.startswith("medai: error: ")
     assert str(data / "missing_brain.nii.gz") in err and "does not exist" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.json"]
+
+
+def test_preprocessing_puts_images_and_labels_in_canonical_ras_at_the_asked_spacing(itk_t1, itk_t1_brain_mask):
+    """Training arrays follow physical space: a flipped grid gives the mirrored array; resampling keeps the brain."""
+    from medai.pipeline.orientation import canonical_reorientation
+    from medai.training.preprocess import segmentation_arrays
+
+    image, mask = crop(itk_t1, (20, 30, 30), SIZE), crop(itk_t1_brain_mask, (20, 30, 30), SIZE)  # coronal, 2x2x3 mm
+    x, y = segmentation_arrays(image, mask, None)
+    assert x.shape == y.shape and x.dtype == np.float32 and set(np.unique(y)) <= {0, 1}
+    perm = canonical_reorientation(image).perm  # canonical axis n is voxel axis perm[n]
+    flipped = geometry_variants(image)["flipped"]  # J axis reversed: the same voxels mirrored in space
+    fx, fy = segmentation_arrays(flipped, flipped.with_array(mask.array), None)
+    np.testing.assert_array_equal(fx, np.flip(x, perm.index(1)))
+    np.testing.assert_array_equal(fy, np.flip(y, perm.index(1)))
+    coarse_x, coarse_y = segmentation_arrays(image, mask, (3.0, 3.0, 3.0))
+    extent_mm = np.array(image.size_ijk) * image.spacing  # 80 x 80 x 96 mm
+    assert coarse_x.shape == coarse_y.shape == tuple(int(np.ceil(extent_mm[p] / 3.0)) for p in perm)
+    assert coarse_y.sum() * 27.0 == pytest.approx(y.sum() * np.prod(image.spacing), rel=0.05)  # brain mm^3
