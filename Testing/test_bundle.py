@@ -101,7 +101,8 @@ def train_unet(image_path: Path, label_path: Path, steps: int = 40):
     import torch
     from monai.bundle import ConfigParser
     from monai.losses import DiceCELoss
-    from monai.transforms import Compose, DivisiblePadd, LoadImaged, EnsureChannelFirstd, Orientationd, ScaleIntensityRanged
+    from monai.transforms import (Compose, DivisiblePadd, EnsureChannelFirstd, LoadImaged, Orientationd,
+                                  ScaleIntensityRanged)
     from monai.utils import set_determinism
 
     set_determinism(seed=0)
@@ -214,7 +215,8 @@ def test_card_derived_from_the_bundle(case):
     assert card.postprocessing == {"argmax": True, "largest_component": True}
     pt_card = get_card(state_dict_variant(case["bundle"], case["folder"] / "derive"))
     assert pt_card.data["runtime"] == "pytorch-state-dict"
-    assert pt_card.data["network"] == {"name": "UNet", "args": {k: v for k, v in NETWORK_DEF.items() if k != "_target_"}}
+    args = {k: v for k, v in NETWORK_DEF.items() if k != "_target_"}
+    assert pt_card.data["network"] == {"name": "UNet", "args": args}
 
 
 def test_monai_reference_is_a_brain(case):

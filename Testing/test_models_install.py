@@ -30,7 +30,7 @@ def medai(home: Path, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def made(tmp_path_factory, colin27, colin27_brain_mask):
-    """A real 4 mm image and a bundle of a UNet trained briefly on it (the install tests need a real bundle, not a good one)."""
+    """A real 4 mm image and a bundle of a UNet trained briefly on it (installing needs a real bundle, not a good one)."""
     folder = tmp_path_factory.mktemp("install")
     image = four_mm(colin27, "linear")
     image = image.with_array(np.round(image.array).astype(np.int16))
@@ -51,7 +51,8 @@ def test_install_use_list_replace_remove_round_trip(made, tmp_path):
     result = medai(home, "models", "install", str(bundle))
     assert result.returncode == 0, result.stderr
     card = json.loads((home / "models" / "colin27_brain_unet" / "card.json").read_text())
-    assert card["weights"]["segmenter"] == {"path": "models/model.ts", "sha256": sha256_of(bundle / "models" / "model.ts")}
+    weight = bundle / "models" / "model.ts"
+    assert card["weights"]["segmenter"] == {"path": "models/model.ts", "sha256": sha256_of(weight)}
     listing = medai(home, "models").stdout.splitlines()
     assert any(line.split()[:2] == ["colin27_brain_unet", "segmentation"] and "installed" in line for line in listing)
     assert any(line.startswith("brain-extraction") and "built-in" in line for line in listing)

@@ -192,7 +192,8 @@ def _zip_root(archive: zipfile.ZipFile, path: Path) -> str:
     roots = [n[: -len("configs/metadata.json")] for n in names if n.endswith("configs/metadata.json")]
     roots = [r for r in roots if r.count("/") == 1]
     if len(roots) != 1:
-        raise MedAIError("not a MONAI bundle: the zip holds no configs/metadata.json (at its top or in one folder)", path)
+        raise MedAIError("not a MONAI bundle: the zip holds no configs/metadata.json (at its top or in one folder)",
+                         path)
     return roots[0]
 
 
@@ -404,7 +405,8 @@ class BundleReader:
             if name == "Orientationd":
                 axcodes = self.literal(args.get("axcodes"), f"{where} axcodes")
                 if axcodes not in ("RAS", "LPS"):
-                    raise self.fail(f"{where}: axcodes {axcodes!r} is not RAS or LPS, the orientations MedAI reproduces")
+                    raise self.fail(f"{where}: axcodes {axcodes!r} is not RAS or LPS (the orientations MedAI "
+                                    "reproduces)")
                 spec["orientation"] = axcodes
             elif name == "Spacingd":
                 pixdim = self.literal(args.get("pixdim"), f"{where} pixdim")
@@ -494,7 +496,8 @@ class BundleReader:
         if count == 1:
             channels, foreground = [0], 0
         else:
-            channels, foreground = list(range(1, count)), (1 if "threshold" in post and not post.get("argmax") else None)
+            channels = list(range(1, count))
+            foreground = 1 if "threshold" in post and not post.get("argmax") else None
             if foreground is not None and count > 2:
                 raise self.fail("a threshold on more than two output channels (overlapping labels) is not reproduced")
         names = [channel_def.get(str(c)) for c in channels]
@@ -512,7 +515,7 @@ def _first(formats: dict[str, Any], preferred: str) -> dict[str, Any]:
 
 
 def _target_name(target: Any, package: str = "monai") -> Optional[str]:
-    """The class name of a ``_target_`` ('Orientationd' or 'monai.transforms.Orientationd'); None outside ``package``."""
+    """The class name of a ``_target_`` ('Orientationd', 'monai.transforms.Orientationd'); None outside ``package``."""
     if not isinstance(target, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", target):
         return None
     if "." not in target:

@@ -39,7 +39,8 @@ def load_state_dict(path: Path) -> dict[str, Any]:
     except pickle.UnpicklingError as error:
         # torch's message suggests weights_only=False; the useful part is the line naming the refused object
         refused = [line for line in str(error).splitlines() if "GLOBAL" in line] or ["it holds Python objects"]
-        raise MedAIError(f"refused: the file holds pickled code, not only tensors ({refused[0].strip()})", path) from None
+        raise MedAIError(f"refused: the file holds pickled code, not only tensors ({refused[0].strip()})",
+                         path) from None
     except (RuntimeError, EOFError, ValueError, OSError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise MedAIError(f"not a readable state dict file ({first})", path) from None
