@@ -162,22 +162,20 @@ def feature_card(model_id: str, classes: list[str], settings: FeatureSettings, c
 
 
 def _write_package(output: Path, card: dict[str, Any], onnx_bytes: bytes, training: dict[str, Any]) -> None:
-    import os
-
+    """Assemble the package beside ``output`` and move it into place whole."""
     from medai.io.atomic import publish_folder, staging_folder
     from medai.models.card import card_from_dict
     from medai.models.weights import sha256_of
 
     with staging_folder(output.parent) as stage:
-        (stage / "classifier.onnx").write_bytes(onnx_bytes)
-        card = {**card, "weights": {"classifier": {"path": "classifier.onnx", "sha256": sha256_of(stage / "classifier.onnx")}}}
-        card_from_dict(card, folder=stage, origin=output / "card.json")
-        (stage / "training.json").write_text(json.dumps(training, indent=2) + "\n", encoding="utf-8")
-        (stage / "card.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
         package = stage / "package"
         package.mkdir()
-        for name in ("classifier.onnx", "training.json", "card.json"):
-            os.replace(stage / name, package / name)
+        (package / "classifier.onnx").write_bytes(onnx_bytes)
+        weight = {"path": "classifier.onnx", "sha256": sha256_of(package / "classifier.onnx")}
+        card = {**card, "weights": {"classifier": weight}}
+        card_from_dict(card, folder=package, origin=output / "card.json")
+        (package / "training.json").write_text(json.dumps(training, indent=2) + "\n", encoding="utf-8")
+        (package / "card.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
         publish_folder(package, output)
 
 
