@@ -101,7 +101,7 @@ def train_classification(config: TrainConfig, info: PackageInfo, progress, resum
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     loss_function = torch.nn.CrossEntropyLoss(weight=weights.to(device))
 
-    def run_epoch(epoch: int, report: Callable[[float], None]):
+    def run_epoch(epoch: int, report: Callable[..., None]):
         seed = epoch_seed(config.seed, epoch)
         augment.set_random_state(seed=seed)
         order = np.random.default_rng(seed).permutation(len(train_y))
@@ -118,6 +118,7 @@ def train_classification(config: TrainConfig, info: PackageInfo, progress, resum
             losses.append(loss.item())
             report(0.9 * (step + 1) / len(batches))
         model.eval()
+        report(0.9, "validate")
         with torch.no_grad():
             logits = torch.cat([model(val_x[i:i + config.batch_size].to(device)).cpu()
                                 for i in range(0, len(val_y), config.batch_size)])

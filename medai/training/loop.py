@@ -82,12 +82,13 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise MedAIError(f"is not a readable training checkpoint ({str(error).splitlines()[0]})", path) from None
 
 
-def fit(model, optimizer, run_epoch: Callable[[int, Callable[[float], None]], EpochResult], epochs: int,
+def fit(model, optimizer, run_epoch: Callable[[int, Callable[..., None]], EpochResult], epochs: int,
         work: Path, seed: int, log: TrainingLog, progress, resume: Optional[dict[str, Any]] = None,
         metric_name: str = "metric", saved: Optional[dict[str, Any]] = None) -> FitResult:
     """Train ``model`` for epochs ``1..epochs`` (continuing after ``resume``'s epoch), checkpointing into ``work``.
 
-    ``run_epoch(epoch, report)`` trains one epoch then validates, calling ``report(fraction)`` as it goes.
+    ``run_epoch(epoch, report)`` trains one epoch then validates, calling ``report(fraction[, stage])`` as it goes
+    (stage 'train' unless given, e.g. 'validate').
     ``progress`` is a :class:`medai.progress.Progress`; each epoch is one of its cases. ``saved`` (plain
     JSON-like data, e.g. the run's config) is stored in every checkpoint.
     """
@@ -113,7 +114,7 @@ def fit(model, optimizer, run_epoch: Callable[[int, Callable[[float], None]], Ep
         t0 = time.perf_counter()
         progress.begin_case(epoch - start - 1, f"epoch {epoch}/{epochs}")
         seed_torch(epoch_seed(seed, epoch))
-        result = run_epoch(epoch, lambda fraction: progress.update("train", fraction))
+        result = run_epoch(epoch, lambda fraction, stage="train": progress.update(stage, fraction))
         seconds = time.perf_counter() - t0
         improved = (result.metric, result.tiebreak) > (best["metric"], best["tiebreak"])
         if improved:

@@ -133,7 +133,7 @@ def train_segmentation(config: TrainConfig, info: PackageInfo, progress, resume:
     window = {"roi_size": list(config.roi), "overlap": config.overlap, "output": "softmax"}
     channel_values = list(range(1, len(values) + 1))
 
-    def run_epoch(epoch: int, report: Callable[[float], None]):
+    def run_epoch(epoch: int, report: Callable[..., None]):
         seed = epoch_seed(config.seed, epoch)
         augment.set_random_state(seed=seed)
         patches = [patch for case in train_data for patch in augment(case)]
@@ -154,12 +154,13 @@ def train_segmentation(config: TrainConfig, info: PackageInfo, progress, resume:
             report(0.8 * (step + 1) / len(batches))
         model.eval()
         scores = []
+        predictor = {"segmenter": lambda batch: model(batch.to(device))}  # windows are cut on the CPU
         with torch.no_grad():
             for index, (case, truth) in enumerate(zip(val_cases, val_labels)):
-                probabilities = sliding_window(case.image, {"segmenter": model}, window, config.intensity)
+                probabilities = sliding_window(case.image, predictor, window, config.intensity)
                 predicted = scores_to_labels(probabilities, {"argmax": True}, channel_values)
                 scores += [dice(predicted == c, truth == c) for c in channel_values]
-                report(0.8 + 0.2 * (index + 1) / len(val_cases))
+                report(0.8 + 0.2 * (index + 1) / len(val_cases), "validate")
         return EpochResult(float(np.mean(losses)), float(np.mean(scores)))
 
     try:
