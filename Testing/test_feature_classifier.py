@@ -16,6 +16,7 @@ first look), not asserted.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from pathlib import Path
@@ -30,6 +31,7 @@ from medai.io import read_volume
 from medai.models.card import load_card
 from medai.models.weights import sha256_of
 from medai.pipeline.classify_features import feature_probabilities, run_classifier
+from medai.progress import Progress
 from medai.training.features import feature_matrix, fit_classifier, to_onnx, train_feature_classifier
 
 TEMPLATES = Path("/usr/share/mricron/templates")
@@ -91,7 +93,22 @@ def atlas(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def forest_package(atlas):
-    return train_feature_classifier(atlas["datalist"], atlas["folder"] / "aal-tissue-rf", "random-forest", seed=SEED)
+    events = io.StringIO()
+    package = train_feature_classifier(atlas["datalist"], atlas["folder"] / "aal-tissue-rf", "random-forest",
+                                       seed=SEED, progress=Progress("json", stream=events))
+    atlas["events"] = [json.loads(line) for line in events.getvalue().splitlines()]
+    return package
+
+
+def test_progress_reports_every_segment_and_the_fit(atlas, forest_package):
+    events = atlas["events"]
+    assert events[0] == {"event": "start", "cases": 117}
+    done = [e for e in events if e["event"] == "case_done"]
+    assert len(done) == 117 and done[0]["case"] == "ch2.nii.gz:aal.nii.gz#1"
+    assert done[-1]["case"] == "fit random-forest" and done[-1]["output"] == str(forest_package)
+    assert done[-1]["validation_accuracy"] == json.loads((forest_package / "training.json").read_text())[
+        "validation"]["accuracy"]
+    assert events[-1]["event"] == "summary" and events[-1]["ok"] == 117 and events[-1]["failed"] == 0
 
 
 def test_package_is_a_valid_onnx_feature_card(forest_package):

@@ -19,7 +19,7 @@ import json
 import re
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import numpy as np
 
@@ -27,14 +27,14 @@ from medai.errors import MedAIError
 from medai.features import FEATURE_NAMES, FeatureSettings
 from medai.features.cases import FeatureCase, VolumeCache, case_features, read_feature_datalist
 
+if TYPE_CHECKING:
+    from medai.progress import Progress
+
 CLASSIFIERS = ("random-forest", "svm")
 #: Trees in the random forest: enough that its probabilities are smooth, small enough for a small ONNX file.
 FOREST_TREES = 200
 ONNX_INPUT = "features"
 ONNX_PROBABILITIES = "probabilities"
-
-Progress = Optional[Callable[[str, float], None]]
-
 
 def make_classifier(classifier: str, seed: int, smallest_class: int = 5):
     """An unfitted scikit-learn pipeline: a random forest, or StandardScaler + RBF SVM with sigmoid calibration.
@@ -64,11 +64,16 @@ def make_classifier(classifier: str, seed: int, smallest_class: int = 5):
 
 
 def feature_matrix(cases: Sequence[FeatureCase], settings: FeatureSettings, cache: Optional[VolumeCache] = None,
-                   progress: Progress = None, stage: str = "features") -> np.ndarray:
-    """Features (cases, len(FEATURE_NAMES)) in FEATURE_NAMES order; a non-finite value is an error naming the mask."""
+                   progress: Optional["Progress"] = None, first_index: int = 0) -> np.ndarray:
+    """Features (cases, len(FEATURE_NAMES)) in FEATURE_NAMES order; a non-finite value is an error naming the mask.
+
+    With ``progress`` each case is one of its cases, numbered from ``first_index``.
+    """
     cache = cache or VolumeCache()
     rows = []
     for index, case in enumerate(cases):
+        if progress:
+            progress.begin_case(first_index + index, case.name)
         values = case_features(case, settings, cache)
         row = np.array([values[name] for name in FEATURE_NAMES], dtype=float)
         if not np.all(np.isfinite(row)):
@@ -77,7 +82,7 @@ def feature_matrix(cases: Sequence[FeatureCase], settings: FeatureSettings, cach
                              "(a segment of one voxel has no texture)", case.mask)
         rows.append(row)
         if progress:
-            progress(stage, (index + 1) / len(cases))
+            progress.case_done(f"{len(row)} features")
     return np.stack(rows)
 
 
@@ -109,12 +114,12 @@ def to_onnx(pipeline, n_features: int) -> bytes:
 
 
 def train_feature_classifier(datalist: Path, output: Path, classifier: str = "random-forest", seed: int = 0,
-                             model_id: Optional[str] = None, progress: Progress = None,
+                             model_id: Optional[str] = None, progress: Optional["Progress"] = None,
                              settings: Optional[FeatureSettings] = None) -> Path:
     """Train a classic classifier on the features of a feature datalist and write its package to ``output``.
 
-    ``progress(stage, fraction)`` is called per case while features are extracted and once fitted. Returns
-    ``output``. The training set's class order is sorted (scikit-learn's); the card's ``classes`` follow it.
+    ``progress`` (a :class:`medai.progress.Progress`) sees one case per segment and a last one for the fit;
+    any failing segment stops the run with its one-line error (no partial package). Returns ``output``. The training set's class order is sorted (scikit-learn's); the card's ``classes`` follow it.
     """
     datalist, output = Path(datalist), Path(output)
     if classifier not in CLASSIFIERS:
@@ -127,16 +132,18 @@ def train_feature_classifier(datalist: Path, output: Path, classifier: str = "ra
     data = read_feature_datalist(datalist)
     classes = sorted(data.classes)
     cache = VolumeCache()
-    train_x = feature_matrix(data.training, settings, cache, progress, "features")
+    if progress:
+        progress.start(len(data.training) + len(data.validation) + 1)
+    train_x = feature_matrix(data.training, settings, cache, progress)
+    valid_x = feature_matrix(data.validation, settings, cache, progress, len(data.training)) if data.validation else None
+    if progress:
+        progress.begin_case(len(data.training) + len(data.validation), f"fit {classifier}")
     train_y = [case.label for case in data.training]
     pipeline = fit_classifier(train_x, train_y, classes, classifier, seed)
     report: dict[str, Any] = {"training": _evaluation(pipeline, data.training, train_x)}
-    if data.validation:
-        valid_x = feature_matrix(data.validation, settings, cache, progress, "validation features")
+    if valid_x is not None:
         report["validation"] = _evaluation(pipeline, data.validation, valid_x)
     onnx_bytes = to_onnx(pipeline, len(FEATURE_NAMES))
-    if progress:
-        progress("fit", 1.0)
     model_id = model_id or _id_from(output.name)
     training = {"datalist": str(datalist), "classifier": classifier,
                 "parameters": {k: _plain(v) for k, v in pipeline.steps[-1][1].get_params().items()},
@@ -144,6 +151,10 @@ def train_feature_classifier(datalist: Path, output: Path, classifier: str = "ra
                 "class_counts": {c: train_y.count(c) for c in classes}, **report, "versions": _versions()}
     card = feature_card(model_id, classes, settings, classifier, datalist)
     _write_package(output, card, onnx_bytes, training)
+    if progress:
+        which = "validation" if "validation" in report else "training"
+        progress.case_done(str(output), **{f"{which}_accuracy": round(report[which]["accuracy"], 4)})
+        progress.summary()
     return output
 
 
