@@ -156,3 +156,26 @@ def test_help_lists_the_training_options():
                    "--intensity", "--seed", "--resume", "--device", "--id", "--name", "--modality", "--body-part",
                    "--labels-json", "--progress", "--dims", "--features", "--classifier"):
         assert option in run.stdout, option
+
+
+def test_features_option_trains_a_classic_classifier_package(tmp_path, colin27, colin27_brain_mask):
+    """``--features`` hands a feature datalist (image, mask, class) to the classic classifier trainer."""
+    import numpy as np
+
+    entries = []
+    for n, start in enumerate([(100, 30, 60), (30, 140, 110), (60, 180, 80), (50, 100, 150)]):  # brain edges
+        image, brain = crop(colin27, start, (16, 24, 24)), crop(colin27_brain_mask, start, (16, 24, 24))
+        write_volume(image, tmp_path / f"image{n}.nii.gz")
+        write_volume(brain, tmp_path / f"brain{n}.nii.gz")
+        outside = image.with_array(((image.array > 20) & (brain.array == 0)).astype(np.uint8))
+        write_volume(outside, tmp_path / f"outside{n}.nii.gz")
+        entries += [{"image": f"image{n}.nii.gz", "mask": f"brain{n}.nii.gz", "label": "brain"},
+                    {"image": f"image{n}.nii.gz", "mask": f"outside{n}.nii.gz", "label": "outside"}]
+    (tmp_path / "features.json").write_text(json.dumps({"training": entries}))
+    out = tmp_path / "tissue"
+    run = medai("train", tmp_path / "features.json", "--features", "--classifier", "random-forest", "-o", out,
+                "--id", "tissue", "--progress", "none")
+    assert run.returncode == 0, run.stderr
+    card = json.loads((out / "card.json").read_text())
+    assert card["id"] == "tissue" and card["inference"]["mode"] == "features"
+    assert card["classes"] == ["brain", "outside"]
