@@ -36,6 +36,8 @@ def shape_features(mask: np.ndarray, spacing_zyx: np.ndarray) -> dict[str, float
     eigen = np.sort(np.linalg.eigvalsh(centred.T @ centred))
     eigen[(eigen < 0) & (eigen > -1e-10)] = 0  # round-off on flat (2D) masks, as pyradiomics
     least, minor, major = (4 * np.sqrt(e) if e >= 0 else np.nan for e in eigen)
+    with np.errstate(invalid="ignore", divide="ignore"):  # one voxel: no axes, NaN ratios (as pyradiomics)
+        elongation, flatness = np.sqrt(eigen[1] / eigen[2]), np.sqrt(eigen[0] / eigen[2])
     return {
         "MeshVolume": volume,
         "VoxelVolume": float(count * np.prod(spacing)),
@@ -49,8 +51,8 @@ def shape_features(mask: np.ndarray, spacing_zyx: np.ndarray) -> dict[str, float
         "MajorAxisLength": float(major),
         "MinorAxisLength": float(minor),
         "LeastAxisLength": float(least),
-        "Elongation": float(np.sqrt(eigen[1] / eigen[2])),
-        "Flatness": float(np.sqrt(eigen[0] / eigen[2])),
+        "Elongation": float(elongation),
+        "Flatness": float(flatness),
     }
 
 
