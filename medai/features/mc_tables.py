@@ -1,4 +1,7 @@
-"""Marching-cubes look-up tables for a binary mask, as pyradiomics' ``cshape.c`` (BSD-3) defines them.
+"""Marching-cubes look-up tables for a binary mask, as pyradiomics' ``radiomics/src/cshape.c`` defines them.
+
+The tables are pyradiomics' (Copyright 2017 Harvard Medical School, BSD-3-Clause licence), themselves the
+classic marching-cubes triangle table folded to 128 entries.
 
 Using pyradiomics' own triangulation (not another marching-cubes variant, which splits ambiguous cubes
 differently) is what makes MeshVolume, SurfaceArea and the diameters agree with its values.
