@@ -15,7 +15,7 @@ import pytest
 
 from conftest import crop, truncate
 from medai.cli.main import main
-from medai.io import write_volume
+from medai.io import read_volume, write_volume
 
 
 def medai(*args) -> subprocess.CompletedProcess:
@@ -57,6 +57,37 @@ def test_decathlon_folder_pairs_nnunet_channel_names_with_labels(folder):
         assert case.label.name == case.image.name.replace("_0000", "")
     again = load_datalist(folder, "segmentation", validation_fraction=0.34, seed=3)
     assert again.validation == data.validation  # the split is seeded
+
+
+def test_class_folders_take_dicom_series_png_and_nifti_alike(tmp_path, colin27, pyradiomics_lung):
+    """ROOT/<class>/<image file or DICOM folder>: every format reads into the same network input as its volume."""
+    from PIL import Image
+
+    from medai.io.dicom_write import write_dicom_series
+    from medai.training.datalist import load_datalist
+    from medai.training.preprocess import classification_input
+
+    ct = crop(pyradiomics_lung["lung1"][0], (20, 200, 180), (6, 40, 48))
+    mr = crop(colin27, (90, 0, 0), (1, 217, 181))
+    (tmp_path / "CT").mkdir()
+    (tmp_path / "MR").mkdir()
+    write_dicom_series(ct, tmp_path / "CT" / "series", modality="CT", shuffle_names=True)
+    write_volume(ct, tmp_path / "CT" / "ct.nrrd")
+    Image.fromarray(mr.array[0]).save(tmp_path / "MR" / "slice.png")
+    write_volume(mr, tmp_path / "MR" / "slice.nii.gz")
+    data = load_datalist(tmp_path, "classification", validation_fraction=0.5, seed=0)
+    cases = sorted(data.training + data.validation, key=lambda c: c.image.name)
+    assert data.classes == ["CT", "MR"]
+    assert [(c.image.name, c.label) for c in cases] == [("ct.nrrd", "CT"), ("series", "CT"), ("slice.nii.gz", "MR"),
+                                                        ("slice.png", "MR")]
+    spec = {"type": "zscore"}
+    for size in ([32, 32, 1], [16, 16, 8]):
+        from_dicom = classification_input(read_volume(tmp_path / "CT" / "series"), size, spec)
+        assert tuple(from_dicom.shape) == ((1, *size[:2]) if size[2] == 1 else (1, *size))
+        assert (from_dicom - classification_input(ct, size, spec)).abs().max() < 1e-5
+    # a PNG has no geometry of its own (its rows run down the picture): the same pixels, the same slice content
+    png = classification_input(read_volume(tmp_path / "MR" / "slice.png"), [32, 32, 1], spec)
+    assert png.shape == (1, 32, 32) and abs(float(png.std()) - 1.0) < 1e-3
 
 
 def test_missing_label_in_folder_names_the_image(folder, tmp_path, capsys):

@@ -59,9 +59,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                      help="for --intensity range: map [A_MIN, A_MAX] to [B_MIN, B_MAX], clipped (e.g. a CT window)")
     seg = parser.add_argument_group("segmentation")
     seg.add_argument("--roi", type=int, nargs=3, default=(64, 64, 64), metavar=("X", "Y", "Z"),
-                     help="patch size in voxels, multiples of 8; also the sliding window (default 64 64 64)")
+                     help="patch size in voxels along the canonical RAS axes, multiples of 8; also the sliding "
+                          "window (default 64 64 64)")
     seg.add_argument("--spacing", type=float, nargs=3, metavar=("X", "Y", "Z"),
-                     help="resample images to this spacing in mm first (default: keep each image's own)")
+                     help="resample images to this spacing in mm first, recorded as the card's preprocessing.spacing "
+                          "(default: keep each image's own)")
     seg.add_argument("--samples-per-case", type=int, default=4, help="patches per case per epoch (default %(default)s)")
     seg.add_argument("--overlap", type=float, default=0.25, help="sliding-window overlap (default %(default)s)")
     cls = parser.add_argument_group("classification")
