@@ -26,6 +26,7 @@ import vtk
 
 from medai.errors import MedAIError
 from medai.evaluation.segmentation_metrics import METRICS, label_metrics
+from medai.slicer.segmentation_nodes import segment_mask, segment_name
 from medai.slicer.volume_nodes import node_grid
 
 #: Table columns for the engine's metrics, in :data:`medai.evaluation.METRICS` order.
@@ -55,9 +56,9 @@ def evaluate_segmentation_nodes(predictionNode, referenceNode, referenceVolumeNo
         spacing_kji = grid.spacing[::-1]
         rows = []
         for pred_id, ref_id in pairs:
-            pred = _mask(predictionNode, pred_id, grid_node, grid.array.shape)
-            ref = _mask(referenceNode, ref_id, grid_node, grid.array.shape)
-            rows.append((_segment_name(predictionNode, pred_id), _segment_name(referenceNode, ref_id),
+            pred = segment_mask(predictionNode, pred_id, grid_node, grid.array.shape)
+            ref = segment_mask(referenceNode, ref_id, grid_node, grid.array.shape)
+            rows.append((segment_name(predictionNode, pred_id), segment_name(referenceNode, ref_id),
                          label_metrics(pred, ref, spacing_kji)))
     finally:
         if temporary:
@@ -97,25 +98,6 @@ def _pairs(prediction, reference, segment_pairs) -> list[tuple[Optional[str], Op
     if not pairs:
         raise MedAIError(f"segmentations '{prediction.GetName()}' and '{reference.GetName()}' have no segments")
     return pairs
-
-
-def _segment_name(node, segment_id: Optional[str]) -> str:
-    return "" if segment_id is None else node.GetSegmentation().GetSegment(segment_id).GetName()
-
-
-def _mask(node, segment_id: Optional[str], grid_node, shape) -> np.ndarray:
-    """The segment as a boolean K,J,I array on ``grid_node``'s voxels (all False for no segment)."""
-    if segment_id is None:
-        return np.zeros(shape, bool)
-    try:
-        array = slicer.util.arrayFromSegmentBinaryLabelmap(node, segment_id, grid_node)
-    except RuntimeError as error:
-        raise MedAIError(f"Slicer could not export segment '{_segment_name(node, segment_id)}' of "
-                         f"'{node.GetName()}' onto the reference geometry ({error})") from None
-    if array.shape != tuple(shape):
-        raise MedAIError(f"Slicer exported segment '{_segment_name(node, segment_id)}' of '{node.GetName()}' with "
-                         f"shape {array.shape}, not the reference geometry's {tuple(shape)}")
-    return array > 0
 
 
 def _grid_node(reference, reference_volume) -> tuple:

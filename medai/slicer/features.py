@@ -20,7 +20,7 @@ import vtk
 
 from medai.errors import MedAIError
 from medai.features import FeatureSettings, extract_features
-from medai.slicer.evaluation import _mask as segment_mask
+from medai.slicer.segmentation_nodes import segment_mask
 from medai.slicer.volume_nodes import volume_from_node
 
 FEATURE_COLUMN = "Feature"

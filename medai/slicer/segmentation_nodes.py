@@ -128,6 +128,26 @@ def load_segmentation_node(path: PathLike, name: Optional[str] = None) -> "slice
     return node
 
 
+def segment_mask(node, segment_id: Optional[str], grid_node, shape) -> np.ndarray:
+    """The segment as a boolean K,J,I array on ``grid_node``'s voxels (all False for no segment)."""
+    if segment_id is None:
+        return np.zeros(shape, bool)
+    try:
+        array = slicer.util.arrayFromSegmentBinaryLabelmap(node, segment_id, grid_node)
+    except RuntimeError as error:
+        raise MedAIError(f"Slicer could not export segment '{segment_name(node, segment_id)}' of "
+                         f"'{node.GetName()}' onto the reference geometry ({error})") from None
+    if array.shape != tuple(shape):
+        raise MedAIError(f"Slicer exported segment '{segment_name(node, segment_id)}' of '{node.GetName()}' with "
+                         f"shape {array.shape}, not the reference geometry's {tuple(shape)}")
+    return array > 0
+
+
+def segment_name(node, segment_id: Optional[str]) -> str:
+    """The segment's name, or "" for no segment."""
+    return "" if segment_id is None else node.GetSegmentation().GetSegment(segment_id).GetName()
+
+
 def _checked_label_array(label_map: Union[Volume, np.ndarray], labels: Sequence[SegmentLabel], reference_node) -> np.ndarray:
     """The label array in the smallest integer type, once it is known to fit the reference grid and the card."""
     grid = node_grid(reference_node)
