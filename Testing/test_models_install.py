@@ -144,6 +144,13 @@ def _no_inferer(bundle: Path, tmp: Path) -> Path:
     return bundle
 
 
+def _classifier(bundle: Path, tmp: Path) -> Path:
+    metadata = json.loads((bundle / "configs" / "metadata.json").read_text())
+    metadata["network_data_format"]["outputs"]["pred"]["format"] = "classification"
+    (bundle / "configs" / "metadata.json").write_text(json.dumps(metadata))
+    return bundle
+
+
 def _traversal_zip(bundle: Path, tmp: Path) -> Path:
     archive = zipped(bundle, tmp / "evil.zip")
     with zipfile.ZipFile(archive, "a") as z:
@@ -155,8 +162,9 @@ def _traversal_zip(bundle: Path, tmp: Path) -> Path:
     (_no_metadata, "configs/metadata.json (metadata) is missing"),
     (_foreign_target, "network_def _target_ 'os.system' is not a class of monai.networks.nets"),
     (_no_inferer, "--set inference.mode=VALUE"),
+    (_classifier, "not a segmentation bundle (its output format is 'classification')"),
     (_traversal_zip, "zip entry '../../outside.txt' points outside the bundle"),
-], ids=["no-metadata", "foreign-target", "no-inferer", "traversal-zip"])
+], ids=["no-metadata", "foreign-target", "no-inferer", "classifier", "traversal-zip"])
 def test_bad_bundle_is_refused_with_one_line_and_nothing_installed(made, tmp_path, breakage, message):
     bundle = breakage(shutil.copytree(made["bundle"], tmp_path / "colin27_brain_unet"), tmp_path)
     home = tmp_path / "home"

@@ -307,13 +307,16 @@ class BundleReader:
         meta = self.metadata
         out_format = _first(meta.get("network_data_format", {}).get("outputs", {}), "pred")
         in_format = _first(meta.get("network_data_format", {}).get("inputs", {}), "image")
+        metadata_path = self.root / "configs" / "metadata.json"
         channels = in_format.get("num_channels", 1)
         if channels != 1:
             raise MedAIError(f"the network takes {channels} input channels; MedAI's pipeline gives it one image",
-                             self.root / "configs" / "metadata.json")
+                             metadata_path)
         if len(in_format.get("spatial_shape", [0, 0, 0])) != 3:
-            raise MedAIError("not a 3D network; MedAI segments volumes with 3D bundles",
-                             self.root / "configs" / "metadata.json")
+            raise MedAIError("not a 3D network; MedAI segments volumes with 3D bundles", metadata_path)
+        if out_format.get("format", "segmentation") != "segmentation":
+            raise MedAIError(f"not a segmentation bundle (its output format is '{out_format['format']}'); "
+                             "MedAI runs segmentation bundles", metadata_path)
         data: dict[str, Any] = {
             "schema_version": 1,
             "name": str(meta.get("name") or self.root.name),
