@@ -204,3 +204,21 @@ def test_yaml_inference_config_is_read_when_pyyaml_is_installed(made, tmp_path):
         expected = get_card(made["bundle"]).data
         assert {k: v for k, v in get_card(bundle).data.items() if k != "source"} == \
             {k: v for k, v in expected.items() if k != "source"}
+
+
+def test_network_argument_that_is_an_expression_is_asked_for(made, tmp_path):
+    """A state-dict bundle whose network_def argument is a Python expression: MedAI evaluates none, it asks."""
+    from medai.models import get_card
+    from medai.models.bundle import card_from_bundle
+
+    bundle = state_dict_variant(made["bundle"], tmp_path)
+    config = json.loads((bundle / "configs" / "inference.json").read_text())
+    config["network_def"]["out_channels"] = "$len(['background', 'brain'])"
+    config["network_def"]["in_channels"] = "@input_channels"  # a reference to a literal is followed
+    config["input_channels"] = 1
+    (bundle / "configs" / "inference.json").write_text(json.dumps(config))
+    with pytest.raises(MedAIError, match=r"network_def argument 'out_channels' as a literal .*"
+                                         r"--set network.args.out_channels=VALUE"):
+        get_card(bundle)
+    card = card_from_bundle(bundle, {"network.args.out_channels": 2})
+    assert card.data["network"]["args"]["in_channels"] == 1 and card.data["network"]["args"]["out_channels"] == 2
