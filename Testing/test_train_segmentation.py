@@ -24,6 +24,7 @@ from medai.cli.main import main
 from medai.io import read_volume, write_volume
 from medai.metrics import dice
 
+AAL = Path("/usr/share/mricron/templates/aal.nii.gz")  # on Colin27's grid; names in aal.nii.txt
 #: crop starts (K, J, I) in Colin27 / the ITK T1; every crop is 32 x 40 x 40 voxels (K, J, I)
 TRAIN = {"t0": (40, 60, 40), "t1": (80, 120, 100), "t2": (100, 30, 60)}
 VALIDATION = {"v0": (60, 90, 20)}
@@ -170,6 +171,32 @@ def test_unet_and_dynunet_train_and_package(network, data, tmp_path):
     image = read_volume(data / "v0.nii.gz")
     result = Segmenter(str(out / "card.json"), device="cpu")(image)
     assert result.label_map.same_grid(image) and set(np.unique(result.label_map.array)) <= {0, 1}
+
+
+def test_several_labels_with_their_own_values_reach_the_label_map(colin27, tmp_path):
+    """AAL's left caudate, putamen and thalamus (values 71, 73, 77) become channels 1..3 and come back as 71/73/77."""
+    from medai.models.card import load_card
+    from medai.pipeline.segment import Segmenter
+
+    aal = read_volume(AAL)
+    names = {71: "Caudate_L", 73: "Putamen_L", 77: "Thalamus_L"}
+    entries = []
+    for n, start in enumerate([(70, 100, 60), (66, 96, 64)]):
+        regions = crop(aal, start, SIZE)
+        write_volume(crop(colin27, start, SIZE), tmp_path / f"deep{n}.nii.gz")
+        write_volume(regions.with_array(np.where(np.isin(regions.array, list(names)), regions.array, 0)),
+                     tmp_path / f"deep{n}_aal.nii.gz")
+        entries.append({"image": f"deep{n}.nii.gz", "label": f"deep{n}_aal.nii.gz"})
+    datalist = {"labels": {"0": "background", **{str(v): name for v, name in names.items()}},
+                "training": entries[:1], "validation": entries[1:]}
+    (tmp_path / "dataset.json").write_text(json.dumps(datalist))
+    out = tmp_path / "deep"
+    assert train(tmp_path / "dataset.json", "-o", out, *RUN, "--epochs", 1, "--network", "unet") == 0
+    card = load_card(out / "card.json")
+    assert [(label.value, label.name) for label in card.labels] == sorted(names.items())
+    assert card.data["network"]["args"]["out_channels"] == 4
+    result = Segmenter(card, device="cpu")(read_volume(tmp_path / "deep1.nii.gz"))
+    assert set(np.unique(result.label_map.array)) <= {0, 71, 73, 77}
 
 
 def test_bad_datalist_is_one_line_naming_the_file_and_leaves_nothing(data, tmp_path, capsys):

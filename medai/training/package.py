@@ -101,11 +101,12 @@ def _trace(model, example, path: Path) -> None:
 
     import torch
 
-    with torch.no_grad():
-        with warnings.catch_warnings():
-            # MONAI's shape checks become constants in the trace; the file is checked on other batches below
-            warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            traced = torch.jit.trace(model, example, check_trace=False)
+    with torch.no_grad(), warnings.catch_warnings():
+        # MONAI's shape checks become constants in the trace; the file is checked on other batches below.
+        # TorchScript is the card's runtime: torch's notes that it is deprecated are not for the user.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        traced = torch.jit.trace(model, example, check_trace=False)
         traced.save(str(path))
         saved = torch.jit.load(str(path))
         pair = torch.cat([example, example.flip(-1)])
