@@ -96,6 +96,8 @@ def fit(model, optimizer, run_epoch: Callable[[int, Callable[..., None]], EpochR
 
     import torch
 
+    from medai.io.atomic import write_atomically
+
     start, history = 0, []
     best = {"metric": -np.inf, "tiebreak": -np.inf, "epoch": 0, "state": copy.deepcopy(model.state_dict())}
     resumed_from = None
@@ -126,11 +128,13 @@ def fit(model, optimizer, run_epoch: Callable[[int, Callable[..., None]], EpochR
         extras = "".join(f"  {k} {v:.4f}" for k, v in result.extra.items())
         log.write(f"epoch {epoch}/{epochs}  loss {result.loss:.4f}  {metric_name} {result.metric:.4f}{extras}  "
                   f"best {best['metric']:.4f} (epoch {best['epoch']})  {seconds:.1f} s")
+        # atomically: a run killed while saving still leaves the previous epoch's checkpoint to resume from
         if improved:
-            torch.save(model.state_dict(), work / BEST)
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
-                    "history": history, "best_metric": float(best["metric"]), "best_tiebreak": float(best["tiebreak"]),
-                    "best_epoch": best["epoch"], "best_model": best["state"], **(saved or {})}, work / LAST)
+            write_atomically(work / BEST, lambda path: torch.save(model.state_dict(), path))
+        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch, "history": history,
+                 "best_metric": float(best["metric"]), "best_tiebreak": float(best["tiebreak"]),
+                 "best_epoch": best["epoch"], "best_model": best["state"], **(saved or {})}
+        write_atomically(work / LAST, lambda path: torch.save(state, path))
         progress.case_done(f"loss {result.loss:.4f}, {metric_name} {result.metric:.4f}", loss=round(result.loss, 6),
                            metric=round(result.metric, 6), epoch=epoch)
     progress.summary()
