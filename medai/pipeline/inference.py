@@ -116,7 +116,7 @@ def sliding_window(image: np.ndarray, networks: dict, spec: dict[str, Any], inte
     with torch.inference_mode():
         out = sliding_window_inference(x[None], tuple(spec["roi_size"]), sw_batch_size=1,
                                        predictor=networks["segmenter"], overlap=spec.get("overlap", 0.25),
-                                       mode="gaussian")
+                                       mode=spec.get("blend_mode", "gaussian"))
     return _scores(out[0], spec).cpu().numpy()
 
 

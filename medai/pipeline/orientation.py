@@ -36,6 +36,16 @@ class Reorientation:
         return np.transpose(out, tuple(range(lead)) + tuple(lead + int(p) for p in inverse))
 
 
+def spacing_in_voxel_axes(volume: Volume, spacing, target: str = "RAS") -> np.ndarray:
+    """A card's ``spacing``, given along the canonical axes (X, Y, Z after reorientation to ``target``, as in
+    MONAI's Orientationd-then-Spacingd), as spacings along ``volume``'s own I, J, K axes."""
+    reorientation = canonical_reorientation(volume, target)
+    out = np.empty(3)
+    for n, axis in enumerate(reorientation.perm):
+        out[axis] = float(spacing[n])
+    return out
+
+
 def canonical_reorientation(volume: Volume, target: str = "RAS") -> Reorientation:
     """The axis reordering and flips bringing ``volume``'s voxel axes closest to ``target`` (RAS or LPS)."""
     if target not in ("RAS", "LPS"):

@@ -63,9 +63,9 @@ class Segmenter:
         from medai.pipeline.checks import check_input
         from medai.pipeline.deoblique import axis_aligned_grid, is_oblique, scores_to_grid
         from medai.pipeline.inference import MODES
-        from medai.pipeline.orientation import canonical_reorientation
+        from medai.pipeline.orientation import canonical_reorientation, spacing_in_voxel_axes
         from medai.pipeline.postprocess import scores_to_labels
-        from medai.resample import resample_to_grid
+        from medai.resample import grid_like, resample_to_grid
 
         card = self.card
         timer = _StageTimer(progress)
@@ -80,6 +80,12 @@ class Segmenter:
         if deoblique:
             work = resample_to_grid(work, axis_aligned_grid(work), "linear")
         orientation = card.preprocessing.get("orientation", "none")
+        spacing = card.preprocessing.get("spacing")
+        if spacing is not None:
+            # the network's voxel size; scores go back to the input grid linearly, labels are made there
+            axes = spacing_in_voxel_axes(work, spacing, "LPS" if orientation == "LPS" else "RAS")
+            work = resample_to_grid(work, grid_like(work, spacing=axes), "linear")
+        resampled = deoblique or spacing is not None
         reorientation = canonical_reorientation(work, orientation) if orientation != "none" else None
         image = work.array.transpose(2, 1, 0)
         if reorientation is not None:
@@ -91,7 +97,7 @@ class Segmenter:
         timer.begin("postprocess")
         foreground = card.inference.get("foreground_channel", 1)
         label_values = [label.value for label in card.labels]
-        if deoblique:
+        if resampled:
             # scores back onto the input grid (linearly), then labels there
             if reorientation is not None:
                 scores = reorientation.invert(scores)

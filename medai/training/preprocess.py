@@ -1,9 +1,10 @@
 """Turning images (and label maps) into network input exactly as the packaged model's pipeline will.
 
 Segmentation (what ``medai.pipeline.segment.Segmenter`` does with the card this training writes):
-NaN/inf -> 0; optionally resampled (linear; labels nearest) to ``spacing`` on a grid with the image's own
-direction (:func:`medai.resample.grid_like`); reordered and flipped to canonical RAS
-(:mod:`medai.pipeline.orientation`, no resampling); the whole image normalised by
+NaN/inf -> 0; optionally resampled (linear; labels nearest) to ``spacing`` (given along the canonical RAS axes,
+as in MONAI's Orientationd-then-Spacingd) on a grid with the image's own direction
+(:func:`medai.resample.grid_like`); reordered and flipped to canonical RAS (:mod:`medai.pipeline.orientation`, no
+resampling); the whole image normalised by
 :func:`medai.pipeline.intensity.normalize`; then patches (training) or a sliding window (validation, inference).
 
 Classification (the card's ``whole`` mode with ``input_size``): the classification pipeline's own input code
@@ -42,6 +43,7 @@ def segmentation_arrays(image: Volume, label: Optional[Volume], spacing: Optiona
 
     A label map on another grid than its image is resampled (nearest) onto the image's grid first.
     """
+    from medai.pipeline.orientation import spacing_in_voxel_axes
     from medai.resample import grid_like, resample_to_grid
 
     work = finite_float(image)
@@ -55,7 +57,7 @@ def segmentation_arrays(image: Volume, label: Optional[Volume], spacing: Optiona
                 raise MedAIError("label map does not overlap its image in space", label_path)
         label = label.with_array(label.array.astype(np.int32))
     if spacing is not None:
-        grid = grid_like(work, spacing=np.asarray(spacing, float))
+        grid = grid_like(work, spacing=spacing_in_voxel_axes(work, spacing, "RAS"))
         work = resample_to_grid(work, grid, "linear")
         if label is not None:
             label = resample_to_grid(label, grid, "nearest")
