@@ -6,7 +6,7 @@ card reproduces the training pipeline exactly (the package, run through the engi
 training recorded), whose ONNX copy agrees with its TorchScript, and which ``medai segment`` runs on a held-out
 crop of another scanner's T1 (the ITK example) and on an oblique copy, with label maps on the inputs' grids.
 Runs are reproducible: the same seed gives the same epoch, a resumed run ends with the uninterrupted run's
-weights bit for bit, another seed gives other weights.
+weights bit for bit, another seed gives another run; Ctrl-C leaves no package and --resume picks up its checkpoint.
 """
 
 from __future__ import annotations
@@ -154,10 +154,32 @@ def test_same_seed_repeats_an_epoch_and_resume_continues_it_exactly(package, dat
     assert any(not (resumed[k] == after_one[k]).all() for k in resumed), "the resumed epoch changed nothing"
     assert "resumed after epoch 1" in (out / "train.log").read_text()
 
-    other = tmp_path / "seed1"
-    assert train(data / "dataset.json", "-o", other, *RUN, "--epochs", 1, "--seed", 1) == 0
-    seeded = weights(other / "checkpoint.pt")
-    assert any(not (seeded[k] == after_one[k]).all() for k in seeded), "the seed changed nothing"
+
+
+def test_ctrl_c_leaves_no_package_and_resume_continues_from_the_last_epoch(data, package, tmp_path):
+    """A run interrupted (SIGINT, as Ctrl-C) during epoch 2 of 5 keeps its checkpoint; --resume publishes it."""
+    import signal
+    import time
+
+    out = tmp_path / "seed1"
+    work = tmp_path / ".seed1.training"
+    child = subprocess.Popen([sys.executable, "-m", "medai.cli.main", "train", str(data / "dataset.json"), "-o", str(out),
+                              *RUN, "--epochs", "5", "--seed", "1"], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 600  # a bound for a stuck child, not a measurement
+    while not (work / "checkpoint.pt").exists() and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=300)
+    assert child.returncode == 130 and err.strip().endswith("medai: cancelled"), err
+    assert not out.exists() and (work / "checkpoint.pt").is_file() and (work / "train.log").is_file()
+
+    assert train(data / "dataset.json", "-o", out, *RUN, "--epochs", 1, "--seed", 1, "--resume") == 0
+    record = json.loads((out / "training.json").read_text())
+    done = record["resumed_from_epoch"]
+    assert done >= 1 and [h["epoch"] for h in record["history"]] == list(range(1, done + 1))
+    assert not work.exists()
+    seed0 = json.loads((package / "training.json").read_text())["history"]
+    assert record["history"][0]["loss"] != seed0[0]["loss"], "the seed changed nothing"
 
 
 @pytest.mark.parametrize("network", ["unet", "dynunet"])
