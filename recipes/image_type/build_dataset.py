@@ -10,7 +10,8 @@ Slices are cut by :mod:`medai.pipeline.classify_input`, the code that feeds the 
 orientation, axial slices from the middle 80 % of a volume (up to ``--slices``), every slice of a 2D image. Each
 slice file gets an axial RAS geometry of 1 mm pixels, so that the trainer's canonical orientation leaves it as cut.
 
-Augmentation, written into the files (the trainer sees them as they are): random flips of each slice; MR values
+Augmentation, written into the files (the trainer sees them as they are): random crops (half of the copies: zoomed
+views with little air, so that air is not the only sign of CT) and flips of each slice; MR values
 rescaled so that their 99th percentile lands anywhere in 150..3000 (MR intensities have no unit; CT keeps its
 Hounsfield units, which is what tells CT from MR); a 2D image is written ``--copies`` times with fresh flips and
 scales, so that a single slice weighs about as much as a few slices of a volume.
@@ -33,15 +34,23 @@ from medai.io import write_volume  # noqa: E402
 from medai.pipeline.classify_input import THIN, canonical_image  # noqa: E402
 from medai.volume import Volume  # noqa: E402
 
+#: Share of augmented copies that are a random crop (a zoomed view with little or no air around the body, like
+#: pydicom's CT_small), and the crop's side as a fraction of the slice's.
+CROP_PROBABILITY = 0.6
+CROP_SIDE = (0.2, 0.8)
 #: LPS direction whose voxel axes point R, A, S: canonical RAS reorientation leaves such a slice as it is.
 AXIAL_RAS = np.diag([-1.0, -1.0, 1.0])
 
 
 def augmented(slice_xy: np.ndarray, modality: str, rng: np.random.Generator, plain: bool) -> np.ndarray:
-    """One training copy of a slice: as cut when ``plain``, else randomly flipped and (MR) rescaled."""
+    """One training copy of a slice: as cut when ``plain``, else randomly cropped, flipped and (MR) rescaled."""
     out = slice_xy.astype(np.float32)
     if plain:
         return out
+    if rng.random() < CROP_PROBABILITY:
+        sides = [max(8, int(round(n * rng.uniform(*CROP_SIDE)))) if n > 16 else n for n in out.shape]
+        starts = [int(rng.integers(0, n - side + 1)) for n, side in zip(out.shape, sides)]
+        out = out[starts[0]:starts[0] + sides[0], starts[1]:starts[1] + sides[1]]
     for axis in (0, 1):
         if rng.random() < 0.5:
             out = np.flip(out, axis)

@@ -22,11 +22,13 @@ PACKAGE_FILES = ("card.json", "network.ts", "network.onnx", "training.json", "tr
 EPOCHS = 16
 
 #: ``medai train`` options: a small 2D DenseNet on 64x64 slices; intensities mapped by a fixed range (HU-style),
-#: not per image, so CT's Hounsfield units (air at -1000) stay what tells CT from MR.
+#: not per image, so CT's Hounsfield units (air at -1000, fat at -100) stay what tells CT from MR. The range maps
+#: to 0..10 rather than 0..1 so that medai train's intensity-shift augmentation (+-0.1) moves values by +-41 HU,
+#: not +-410 HU, which would blur fat into MR background.
 TRAIN_OPTIONS = [
     "--task", "classification", "--dims", "2", "--input-size", "64", "64",
     "--network", "densenet", "--size", "small", "--width", "16", "--batch-size", "16",
-    "--intensity", "range", "--intensity-range", "-1024", "3072", "0", "1",
+    "--intensity", "range", "--intensity-range", "-1024", "3072", "0", "10",
     "--id", "image-type", "--name", "Image type (modality and region)", "--model-version", "1.0.0",
     "--modality", "any",
     "--description", "Recognises the modality (CT or MR) and the body region (head or body) of a 2D image or a 3D "
