@@ -3,9 +3,10 @@
 A 2D DenseNet trained for a few epochs on a class folder of real slices must classify held-out slices -- of the
 training volumes, between the training slices, and of a volume it never saw, another scanner's MR (the ITK T1, as
 PNG files) -- all correctly, through ``medai classify``. (One CT volume does not teach a CT it never saw: lung2,
-whose body fills the field of view, is called MR by such a model; the image-type recipe trains on many volumes.) The package is checked like any other: a valid card
-whose weights verify, an ONNX copy that agrees with the TorchScript, JSON progress lines, a readable log. A 3D
-ResNet run checks the volume path: the same Classifier takes a volume and a 2D image (a one-slice volume).
+whose body fills the field of view, is called MR by such a model; the image-type recipe trains on many volumes.)
+The package is checked like any other: a valid card whose weights verify, an ONNX copy that agrees with the
+TorchScript, JSON progress lines, a readable log. A 3D ResNet run checks the volume path: the same Classifier takes
+a volume and a 2D image (a one-slice volume).
 """
 
 from __future__ import annotations

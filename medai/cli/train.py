@@ -30,18 +30,21 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="Train a MONAI network on labelled images and write a model package (card + TorchScript + "
                     "ONNX) that `medai segment --model PACKAGE`, `medai classify` and Slicer load.")
     parser.add_argument("data", metavar="DATA", help="datalist JSON (Decathlon layout) or training folder")
-    parser.add_argument("-o", "--output", required=True, type=Path, metavar="PACKAGE", help="model package folder to write")
+    parser.add_argument("-o", "--output", required=True, type=Path, metavar="PACKAGE",
+                        help="model package folder to write")
     parser.add_argument("--task", choices=("segmentation", "classification"),
                         help="what to train (required unless --features)")
     net = parser.add_argument_group("network and training")
     net.add_argument("--network", choices=SEGMENTATION_NETWORKS + CLASSIFICATION_NETWORKS,
-                     help="segmentation: segresnet (default), unet, dynunet; classification: densenet (default), resnet")
+                     help="segmentation: segresnet (default), unet, dynunet; "
+                          "classification: densenet (default), resnet")
     net.add_argument("--size", help="classification network size: densenet small (default) or 121; "
                                     "resnet 10 (default), 18, 34 or 50")
     net.add_argument("--width", type=int, help="feature maps of the first layer (segmentation default 16; "
                                                "densenet small 16; resnet 64)")
     net.add_argument("--epochs", type=int, default=10, help="epochs to train (default %(default)s)")
-    net.add_argument("--batch-size", type=int, help="patches or images per step (default 2 segmentation, 8 classification)")
+    net.add_argument("--batch-size", type=int,
+                     help="patches or images per step (default 2 segmentation, 8 classification)")
     net.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate, constant (default %(default)s)")
     net.add_argument("--weight-decay", type=float, default=1e-5, help="AdamW weight decay (default %(default)s)")
     net.add_argument("--seed", type=int, default=0, help="seed of every random choice (default %(default)s)")
@@ -49,7 +52,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                      help="share of cases held out for validation when DATA lists none (default %(default)s)")
     net.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     net.add_argument("--resume", action="store_true",
-                     help="continue from PACKAGE's checkpoint (an interrupted run, or a finished one given more --epochs)")
+                     help="continue from PACKAGE's checkpoint (an interrupted run, or a finished one given more "
+                          "--epochs)")
     net.add_argument("--overwrite", action="store_true", help="replace an existing PACKAGE with a new run")
     pre = parser.add_argument_group("preprocessing (recorded in the card, applied identically at inference)")
     pre.add_argument("--intensity", choices=INTENSITY_TYPES,
@@ -112,7 +116,8 @@ def read_labels_json(path: Optional[Path]) -> list[dict[str, Any]]:
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise MedAIError(f"is not a JSON labels file ({error})", path) from None
     if isinstance(data, dict):
-        data = [{"value": key, **(value if isinstance(value, dict) else {"name": value})} for key, value in data.items()]
+        data = [{"value": key, **(value if isinstance(value, dict) else {"name": value})}
+                for key, value in data.items()]
     if not isinstance(data, list) or not all(isinstance(entry, dict) for entry in data):
         raise MedAIError("labels must be a list of {\"value\", \"name\", ...} entries or a value -> name mapping", path)
     entries = []

@@ -75,8 +75,8 @@ def train_classification(config: TrainConfig, info: PackageInfo, progress, resum
     t0 = time.perf_counter()
 
     def inputs(cases):
-        return (torch.stack([classification_input(read_volume(c.image), size, config.intensity).float() for c in cases]),
-                torch.tensor([classes.index(c.label) for c in cases]))
+        images = [classification_input(read_volume(c.image), size, config.intensity).float() for c in cases]
+        return torch.stack(images), torch.tensor([classes.index(c.label) for c in cases])
 
     train_x, train_y = inputs(datalist.training)
     val_x, val_y = inputs(datalist.validation)

@@ -51,7 +51,8 @@ class TrainConfig:
         if any(r < 1 for r in self.roi):
             raise MedAIError(f"--roi must be positive voxel counts; got {list(self.roi)}")
         if self.intensity.get("type") not in INTENSITY_TYPES:
-            raise MedAIError(f"unknown --intensity {self.intensity.get('type')!r}; use one of {', '.join(INTENSITY_TYPES)}")
+            raise MedAIError(f"unknown --intensity {self.intensity.get('type')!r}; "
+                             f"use one of {', '.join(INTENSITY_TYPES)}")
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -56,7 +56,8 @@ def classification_spec(network: str, classes: int, dims: int, size: Optional[st
         raise MedAIError(f"unknown classification network '{network}'; use one of {', '.join(CLASSIFICATION_NETWORKS)}")
     size = size or CLASSIFICATION_SIZES[network][0]
     if size not in CLASSIFICATION_SIZES[network]:
-        raise MedAIError(f"--size {size} is not a {network} size; use one of {', '.join(CLASSIFICATION_SIZES[network])}")
+        raise MedAIError(f"--size {size} is not a {network} size; "
+                         f"use one of {', '.join(CLASSIFICATION_SIZES[network])}")
     if network == "densenet":
         common = {"spatial_dims": dims, "in_channels": 1, "out_channels": classes}
         if size == "121":

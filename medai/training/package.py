@@ -34,7 +34,8 @@ PALETTE = ("#80ae80", "#f1d691", "#b17a65", "#6fb8d2", "#d8654f", "#dd8265", "#9
 TRACE_TOLERANCE = 1e-4
 
 
-def segment_labels(values: Sequence[int], names: dict[int, str], given: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def segment_labels(values: Sequence[int], names: dict[int, str],
+                   given: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Card label entries for label ``values``: from ``given`` (``--labels-json``), else named from the data."""
     by_value = {int(entry["value"]): entry for entry in given}
     labels = []
@@ -134,7 +135,8 @@ def write_package(output: Path, card: dict[str, Any], role: str, model, example_
     example = torch.randn(*[int(s) for s in example_shape], generator=torch.Generator().manual_seed(0))
     with staging_folder(output.parent) as stage:
         _trace(model, example, stage / "network.ts")
-        export_onnx(model, stage / "network.onnx", tuple(int(s) for s in example_shape), dynamic_spatial=dynamic_spatial)
+        export_onnx(model, stage / "network.onnx", tuple(int(s) for s in example_shape),
+                    dynamic_spatial=dynamic_spatial)
         card = {**card, "weights": {role: {"path": "network.ts", "sha256": sha256_of(stage / "network.ts")}},
                 "onnx_weights": {role: {"path": "network.onnx", "sha256": sha256_of(stage / "network.onnx")}}}
         card_from_dict(card, folder=stage, origin=output / "card.json")
