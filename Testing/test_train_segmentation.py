@@ -198,6 +198,20 @@ def test_unet_and_dynunet_train_and_package(network, data, tmp_path):
     assert result.label_map.same_grid(image) and set(np.unique(result.label_map.array)) <= {0, 1}
 
 
+def test_a_spacing_run_records_it_in_the_card_and_segments_on_the_input_grid(data, tmp_path):
+    """--spacing trains at that voxel size; the card carries it, so the Segmenter resamples the same way."""
+    from medai.pipeline.segment import Segmenter
+
+    out = tmp_path / "spaced"
+    assert train(data / "dataset.json", "-o", out, *RUN, "--epochs", 1, "--network", "unet", "--samples-per-case", 1,
+                 "--spacing", 1.5, 2, 2.5) == 0
+    card = json.loads((out / "card.json").read_text())
+    assert card["preprocessing"]["spacing"] == [1.5, 2.0, 2.5]
+    held = read_volume(data / "held_itk.nii.gz")  # 2 x 2 x 3 mm, coronal
+    result = Segmenter(str(out / "card.json"), device="cpu")(held)
+    assert result.label_map.same_grid(held) and set(np.unique(result.label_map.array)) <= {0, 1}
+
+
 def test_several_labels_with_their_own_values_reach_the_label_map(colin27, tmp_path):
     """AAL's left caudate, putamen and thalamus (values 71, 73, 77) become channels 1..3 and come back as 71/73/77."""
     from medai.models.card import load_card
@@ -252,7 +266,8 @@ def test_preprocessing_puts_images_and_labels_in_canonical_ras_at_the_asked_spac
     fx, fy = segmentation_arrays(flipped, flipped.with_array(mask.array), None)
     np.testing.assert_array_equal(fx, np.flip(x, perm.index(1)))
     np.testing.assert_array_equal(fy, np.flip(y, perm.index(1)))
-    coarse_x, coarse_y = segmentation_arrays(image, mask, (3.0, 3.0, 3.0))
-    extent_mm = np.array(image.size_ijk) * image.spacing  # 80 x 80 x 96 mm
-    assert coarse_x.shape == coarse_y.shape == tuple(int(np.ceil(extent_mm[p] / 3.0)) for p in perm)
-    assert coarse_y.sum() * 27.0 == pytest.approx(y.sum() * np.prod(image.spacing), rel=0.05)  # brain mm^3
+    spacing = (2.5, 3.0, 4.0)  # along the canonical R, A, S axes (as MONAI's Orientationd, then Spacingd)
+    coarse_x, coarse_y = segmentation_arrays(image, mask, spacing)
+    extent_mm = np.array(image.size_ijk) * image.spacing  # 80 x 80 x 96 mm along I, J, K
+    assert coarse_x.shape == coarse_y.shape == tuple(int(np.ceil(extent_mm[p] / s)) for p, s in zip(perm, spacing))
+    assert coarse_y.sum() * np.prod(spacing) == pytest.approx(y.sum() * np.prod(image.spacing), rel=0.05)  # mm^3
