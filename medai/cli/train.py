@@ -66,8 +66,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                      help="patch size in voxels along the canonical RAS axes, multiples of 8; also the sliding "
                           "window (default 64 64 64)")
     seg.add_argument("--spacing", type=float, nargs=3, metavar=("X", "Y", "Z"),
-                     help="resample images to this spacing in mm first, recorded as the card's preprocessing.spacing "
-                          "(default: keep each image's own)")
+                     help="resample images to this spacing in mm along the canonical RAS axes first, recorded as the "
+                          "card's preprocessing.spacing (default: keep each image's own)")
     seg.add_argument("--samples-per-case", type=int, default=4, help="patches per case per epoch (default %(default)s)")
     seg.add_argument("--overlap", type=float, default=0.25, help="sliding-window overlap (default %(default)s)")
     cls = parser.add_argument_group("classification")
