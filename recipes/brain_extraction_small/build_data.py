@@ -10,7 +10,7 @@ validation sample. Writes an MSD-style datalist ``dataset.json`` (paths relative
 
 The held-out test volume (the ITK example T1 and its independent skull strip) is not read here at all.
 
-    python recipes/brain_extraction_small/build_data.py --out /tmp/brain-small-data --size 96 --copies 24
+    python recipes/brain_extraction_small/build_data.py --out /tmp/brain-small-data --size 64 --copies 24
 """
 
 from __future__ import annotations

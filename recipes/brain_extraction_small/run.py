@@ -33,7 +33,7 @@ SHIPPED = REPO / "medai" / "models" / "packages" / "brain-extraction-small"
 PACKAGE_FILES = ("card.json", "network.ts", "network.onnx", "training.json", "train.log")
 
 PROFILES = {
-    # the shipped model: ~25 min of one CPU core
+    # the shipped model: 31 min on one thread of a busy 2-core machine
     "full": {"data": ["--size", "64", "--copies", "24", "--seed", "0"],
              "train": ["--network", "unet", "--width", "8", "--epochs", "40", "--batch-size", "2", "--lr", "0.002"]},
     # CI: small downsampled sources, two epochs
