@@ -10,15 +10,18 @@ tensor out, so the pipeline's inference modes (MONAI's sliding window included) 
   ``medai_home()/cache/onnx/<source sha256>/torch-<version>/`` (with its own checksum, re-exported if it changed).
 
 Rule for ``auto`` (measured by benchmarks/bench_engines.py, figures in benchmarks/README.md): on a CUDA device,
-torch (the other two run on the CPU only). On the CPU, the first installed of openvino, onnx, torch: that is the
-fastest-first order measured for a SegResNet sliding window and for the brain-extraction nets on 2 cores. A card
-whose runtime is ``onnx`` has no torch network, so torch is never chosen for it.
+torch (the other two run on the CPU only). On the CPU, the first installed of openvino, onnx, torch: the
+fastest-first order measured on 2 cores for a SegResNet sliding window on a 192x192x128 CT (OpenVINO 1.63x, ONNX
+Runtime 1.38x torch float32; benchmarks/results/engines_2026-11-24.json) and for the brain-extraction networks. A
+card whose runtime is ``onnx`` has no torch network, so torch is never chosen for it.
 
 Rule for precision: ``fp32`` (the default) everywhere; its outputs agree with torch to 1e-4 (max abs).
 ``reduced`` is used only when asked for: bfloat16 autocast on torch, the CPU's own default inference precision
 on OpenVINO (bf16/f16 where the CPU has native support, else f32); ONNX Runtime has no reduced CPU mode. ``auto``
-never picks reduced precision by itself, because whether label maps keep >= 99.8 % voxel agreement with fp32
-depends on the model and image: on the benchmark it did on some engines, not as a guarantee for every card.
+never picks reduced precision by itself: reduced precision is acceptable only where label maps keep >= 99.8 %
+voxel agreement with fp32, which depends on the model and the CPU and cannot be known for every card in advance
+(on the benchmark CPU, without native bf16, OpenVINO's default precision is f32 anyway and torch's emulated
+bfloat16 was slower than float32).
 """
 
 from __future__ import annotations
