@@ -6,6 +6,7 @@ import argparse
 import csv
 import sys
 from pathlib import Path
+from medai.cli.case_errors import case_error_line, report_case_failure
 from medai.errors import MedAIError
 
 
@@ -101,19 +102,8 @@ def run(args: argparse.Namespace) -> int:
             progress.case_done(str(map_path or args.output), label=result.label,
                                probabilities={k: round(v, 6) for k, v in result.probabilities.items()})
             continue
-        except MedAIError as error:
-            if args.debug:
-                raise
-            message = error.one_line()
         except Exception as error:  # noqa: BLE001 - a batch reports every case and carries on
-            if args.debug:
-                raise
-            message = f"{item}: unexpected error ({type(error).__name__}: {error}); rerun with --debug"
-        if single_line:
-            if progress.stream.isatty():
-                progress.stream.write("\r\x1b[K")
-            raise MedAIError(message)
-        progress.case_failed(message)
+            report_case_failure(progress, case_error_line(error, item, args.debug), single_line)
     if rows:
         write_csv(args.output, classifier.classes, rows)
     summary = progress.summary()

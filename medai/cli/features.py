@@ -13,6 +13,7 @@ import csv
 import sys
 from pathlib import Path
 
+from medai.cli.case_errors import case_error_line, report_case_failure
 from medai.errors import MedAIError
 
 
@@ -81,17 +82,8 @@ def run(args: argparse.Namespace) -> int:
             rows.append({**row, **{name: repr(values[name]) for name in FEATURE_NAMES}})
             progress.case_done(str(output))
             continue
-        except MedAIError as error:
-            if args.debug:
-                raise
-            message = error.one_line()
         except Exception as error:  # noqa: BLE001 - a batch reports every case and carries on
-            if args.debug:
-                raise
-            message = f"{case.mask}: unexpected error ({type(error).__name__}: {error}); rerun with --debug"
-        if single_line:
-            raise MedAIError(message)  # printed by medai.cli.main as the one error line
-        progress.case_failed(message)
+            report_case_failure(progress, case_error_line(error, case.mask, args.debug), single_line)
     if rows:
         columns = list(rows[0])
 

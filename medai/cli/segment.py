@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from medai.cli.case_errors import case_error_line, report_case_failure
 from medai.errors import MedAIError
 
 OUTPUT_FORMATS = (".seg.nrrd", ".nii.gz", ".nii", ".nrrd", ".mha")
@@ -138,19 +139,8 @@ def run(args: argparse.Namespace) -> int:
                     raise
             progress.case_done(str(target), timings={k: round(v, 3) for k, v in result.timings.items()})
             continue
-        except MedAIError as error:
-            if args.debug:
-                raise
-            message = error.one_line()
         except Exception as error:  # noqa: BLE001 - a batch reports every case and carries on
-            if args.debug:
-                raise
-            message = f"{item}: unexpected error ({type(error).__name__}: {error}); rerun with --debug"
-        if single_line:
-            if progress.stream.isatty():
-                progress.stream.write("\r\x1b[K")  # clear the bar
-            raise MedAIError(message)  # printed by medai.cli.main as the one error line
-        progress.case_failed(message)
+            report_case_failure(progress, case_error_line(error, item, args.debug), single_line)
     summary = progress.summary()
     if summary["failed"] and len(args.inputs) == 1:
         # one input: the one-line error goes to stderr as for every other command
