@@ -11,8 +11,9 @@ tensor out, so the pipeline's inference modes (MONAI's sliding window included) 
 
 Rule for ``auto`` (measured by benchmarks/bench_engines.py, figures in benchmarks/README.md): on a CUDA device,
 torch (the other two run on the CPU only). On the CPU, the first installed of openvino, onnx, torch: the
-fastest-first order measured on 2 cores for a SegResNet sliding window on a 192x192x128 CT (OpenVINO 1.63x, ONNX
-Runtime 1.38x torch float32; benchmarks/results/engines_2026-11-24.json) and for the brain-extraction networks. A
+fastest-first order measured on 2 cores for a SegResNet sliding window on a 192x192x128 CT (OpenVINO 1.35x, ONNX
+Runtime 1.02x torch float32 on the quieter run; benchmarks/results/engines_2026-11-24*.json) and for the
+brain-extraction networks. A
 card whose runtime is ``onnx`` has no torch network, so torch is never chosen for it.
 
 Rule for precision: ``fp32`` (the default) everywhere; its outputs agree with torch to 1e-4 (max abs).
