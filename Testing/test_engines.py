@@ -53,9 +53,11 @@ def localiser_input(volume):
 
 def test_engines_installed_and_the_auto_rule():
     assert available_engines() == ENGINES  # all three are dependencies of the project
-    assert resolve_engine("auto", "cpu") == "openvino"
-    assert resolve_engine("auto", "cuda") == "torch"
-    assert resolve_engine("auto", "cpu", runtime="onnx") == "openvino"
+    assert resolve_engine("auto", "cpu", mode="sliding-window") == "openvino"
+    assert resolve_engine("auto", "cpu", mode="localise-crop-segment") == "torch"
+    assert resolve_engine("auto", "cpu", mode="whole") == "torch"
+    assert resolve_engine("auto", "cuda", mode="sliding-window") == "torch"
+    assert resolve_engine("auto", "cpu", runtime="onnx") == "onnx"
     for engine in ENGINES:
         assert resolve_engine(engine, "cpu") == engine
     with pytest.raises(MedAIError, match="runs on the CPU only"):

@@ -21,8 +21,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--model", default="brain-extraction", help="model id or path to a model card (default: %(default)s)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--engine", default="auto", choices=("auto", "torch", "onnx", "openvino"),
-                        help="inference engine; auto: torch on a GPU, else the fastest installed of openvino, onnx, "
-                             "torch (default: %(default)s)")
+                        help="inference engine; auto: torch on a GPU; on the CPU OpenVINO (else ONNX Runtime) for "
+                             "sliding-window models, torch for models that run once per image (default: %(default)s)")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "reduced"),
                         help="reduced: bfloat16 on torch, the CPU's default precision on OpenVINO; label maps may "
                              "differ slightly from fp32 (default: %(default)s)")

@@ -74,7 +74,8 @@ class Classifier:
             from medai.runtime.engines import engine_and_device, load_network
 
             engine, self.device = engine_and_device(self.engine_request, self.device_request,
-                                                    self.card.data.get("runtime", "torchscript"))
+                                                    self.card.data.get("runtime", "torchscript"),
+                                                    self.card.inference.get("mode"))
             self._network = load_network(self.card, "classifier", engine, self.device)
         return self._network
 

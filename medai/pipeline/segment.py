@@ -52,7 +52,8 @@ class Segmenter:
             from medai.runtime.engines import engine_and_device, load_network
 
             self.engine, self.device = engine_and_device(self.engine_request, self.device_request,
-                                                         self.card.data.get("runtime", "torchscript"))
+                                                         self.card.data.get("runtime", "torchscript"),
+                                                         self.card.inference.get("mode"))
             self._networks = {role: load_network(self.card, role, self.engine, self.device, self.precision)
                               for role in self.card.weights}
         return self._networks

@@ -9,12 +9,18 @@ tensor out, so the pipeline's inference modes (MONAI's sliding window included) 
   else an export of the SHA256-checked torch weights, made on first use and kept in
   ``medai_home()/cache/onnx/<source sha256>/torch-<version>/`` (with its own checksum, re-exported if it changed).
 
-Rule for ``auto`` (measured by benchmarks/bench_engines.py, figures in benchmarks/README.md): on a CUDA device,
-torch (the other two run on the CPU only). On the CPU, the first installed of openvino, onnx, torch: the
-fastest-first order measured on 2 cores for a SegResNet sliding window on a 192x192x128 CT (OpenVINO 1.35x, ONNX
-Runtime 1.02x torch float32 on the quieter run; benchmarks/results/engines_2026-11-24*.json) and for the
-brain-extraction networks. A
-card whose runtime is ``onnx`` has no torch network, so torch is never chosen for it.
+Rule for ``auto`` (measured; figures in benchmarks/README.md and recipes/brain_extraction_small/README.md): on a
+CUDA device, torch (the other two run on the CPU only). On the CPU it depends on how often the network runs per
+image, because OpenVINO and ONNX Runtime pay an import, a compilation and (without ``onnx_weights``) a one-time
+export before their first window:
+
+* ``sliding-window`` cards (many windows per image): the first installed of openvino, onnx, torch. A SegResNet
+  sliding window on a 192x192x128 CT ran 1.35-1.64x faster on OpenVINO and 1.02-1.38x on ONNX Runtime than on
+  torch float32 (benchmarks/results/engines_2026-11-24*.json);
+* cards that run their network once or twice per image (``whole``, ``localise-crop-segment``, classifiers):
+  torch, then openvino, onnx. The whole ``medai segment`` process for brain-extraction took 7.1 s on torch and
+  10.6 s on OpenVINO in the same run;
+* a card whose runtime is ``onnx`` has no torch network: onnx, then openvino.
 
 Rule for precision: ``fp32`` (the default) everywhere; its outputs agree with torch to 1e-4 (max abs).
 ``reduced`` is used only when asked for: bfloat16 autocast on torch, the CPU's own default inference precision
@@ -38,8 +44,9 @@ from medai.models.card import ModelCard
 
 ENGINES = ("torch", "onnx", "openvino")
 PRECISIONS = ("fp32", "reduced")
-#: Fastest first on the CPU (see the module docstring).
-AUTO_ORDER_CPU = ("openvino", "onnx", "torch")
+#: Fastest first on the CPU, per kind of card (see the module docstring).
+AUTO_ORDER_CPU = {"many-windows": ("openvino", "onnx", "torch"), "one-pass": ("torch", "openvino", "onnx"),
+                  "onnx-only": ("onnx", "openvino")}
 #: The Python package each engine needs.
 ENGINE_PACKAGES = {"torch": "torch", "onnx": "onnxruntime", "openvino": "openvino"}
 
@@ -51,10 +58,11 @@ def available_engines() -> tuple[str, ...]:
     return tuple(e for e in ENGINES if importlib.util.find_spec(ENGINE_PACKAGES[e]) is not None)
 
 
-def resolve_engine(name: str, device: str, runtime: str = "torchscript") -> str:
+def resolve_engine(name: str, device: str, runtime: str = "torchscript", mode: Optional[str] = None) -> str:
     """The engine to run on ``device`` ('cpu' or 'cuda'): ``name`` itself after checks, or the choice of 'auto'.
 
-    ``runtime`` is the card's runtime; a card with ONNX weights only cannot run on torch.
+    ``runtime`` is the card's runtime (a card with ONNX weights only cannot run on torch); ``mode`` its inference
+    mode, which decides 'auto' on the CPU.
     """
     if name != "auto" and name not in ENGINES:
         raise MedAIError(f"unknown engine '{name}'; use auto, {', '.join(ENGINES)}")
@@ -64,7 +72,8 @@ def resolve_engine(name: str, device: str, runtime: str = "torchscript") -> str:
     if name == "auto":
         if device == "cuda" and "torch" in installed:
             return "torch"
-        choices = [e for e in AUTO_ORDER_CPU if e in installed]
+        kind = "onnx-only" if runtime == "onnx" else "many-windows" if mode == "sliding-window" else "one-pass"
+        choices = [e for e in AUTO_ORDER_CPU[kind] if e in installed]
         if not choices:
             raise MedAIError("no engine for an ONNX model is installed; pip install onnxruntime (or openvino)")
         return choices[0]
@@ -78,14 +87,15 @@ def resolve_engine(name: str, device: str, runtime: str = "torchscript") -> str:
     return name
 
 
-def engine_and_device(engine: str, device_request: str, runtime: str = "torchscript") -> tuple[str, str]:
+def engine_and_device(engine: str, device_request: str, runtime: str = "torchscript",
+                      mode: Optional[str] = None) -> tuple[str, str]:
     """Resolve the pair: an explicit CPU engine with device 'auto' runs on the CPU instead of failing."""
     from medai.runtime.device import resolve_device
 
     if engine in ("onnx", "openvino") and device_request == "auto":
         device_request = "cpu"
     device = resolve_device(device_request)
-    return resolve_engine(engine, device, runtime), device
+    return resolve_engine(engine, device, runtime, mode), device
 
 
 def example_shape(card: ModelCard, role: str) -> tuple[int, ...]:
@@ -183,7 +193,7 @@ def load_network(card: ModelCard, role: str, engine: str = "auto", device: str =
     if precision not in PRECISIONS:
         raise MedAIError(f"unknown precision '{precision}'; use fp32 or reduced")
     runtime = card.data.get("runtime", "torchscript")
-    engine = resolve_engine(engine, device, runtime)
+    engine = resolve_engine(engine, device, runtime, card.inference.get("mode"))
     threads = configure_threads()
     if engine == "torch":
         network = torch_network(card, role, verified_weight(card, role), device)
