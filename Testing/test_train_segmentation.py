@@ -92,6 +92,9 @@ def test_package_is_a_valid_verified_card_with_its_training_record(package):
     assert all(np.isfinite(h["loss"]) and 0 <= h["val_dice"] <= 1 for h in record["history"])
     assert record["best_metric"]["val_dice"] == max(h["val_dice"] for h in record["history"])
     assert record["seed"] == 0 and record["versions"]["monai"]
+    cases = record["data"]["training"] + record["data"]["validation"]
+    assert cases and all(not Path(case[key]).is_absolute() for case in cases for key in ("image", "label")), \
+        "a package records the training files relative to the datalist, never the user's absolute paths"
     log = (package / "train.log").read_text()
     assert "epoch 1/2  loss" in log and "epoch 2/2  loss" in log and "val_dice" in log
 

@@ -14,6 +14,7 @@ cases. Every problem is a one-line :class:`MedAIError` naming the file.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
@@ -32,8 +33,12 @@ class Case:
     image: Path
     label: Union[Path, str]
 
-    def to_dict(self) -> dict[str, str]:
-        return {"image": str(self.image), "label": str(self.label)}
+    def to_dict(self, root: Path) -> dict[str, str]:
+        """The case with its paths relative to ``root``: a package records no absolute paths of the user's files."""
+        def relative(value: Union[Path, str]) -> str:
+            return os.path.relpath(value, root) if isinstance(value, Path) else value
+
+        return {"image": relative(self.image), "label": relative(self.label)}
 
 
 @dataclass
@@ -52,10 +57,12 @@ class Datalist:
     split: str = "given"  # "given" (from the datalist) or "seeded"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source": str(self.source), "split": self.split,
-                "training": [c.to_dict() for c in self.training],
-                "validation": [c.to_dict() for c in self.validation],
-                "test": [c.to_dict() for c in self.test]}
+        """The split for training.json: the source's name and the cases' paths relative to its folder."""
+        root = self.source if self.source.is_dir() else self.source.parent
+        return {"source": self.source.name, "split": self.split,
+                "training": [c.to_dict(root) for c in self.training],
+                "validation": [c.to_dict(root) for c in self.validation],
+                "test": [c.to_dict(root) for c in self.test]}
 
 
 def load_datalist(source: PathLike, task: str, validation_fraction: float = 0.2, seed: int = 0) -> Datalist:
