@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from medai.errors import MedAIError
+from medai.io.json_file import read_json
 
 DEFAULTS = {"segmentation": {"network": "segresnet", "batch_size": 2, "intensity": "quantile-zscore"},
             "classification": {"network": "densenet", "batch_size": 8, "intensity": "zscore"}}
@@ -109,12 +110,7 @@ def read_labels_json(path: Optional[Path]) -> list[dict[str, Any]]:
     """``--labels-json`` as card label entries (each with an integer ``value``)."""
     if path is None:
         return []
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MedAIError("no such labels file", path) from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise MedAIError(f"is not a JSON labels file ({error})", path) from None
+    data = read_json(path, "labels file")
     if isinstance(data, dict):
         data = [{"value": key, **(value if isinstance(value, dict) else {"name": value})}
                 for key, value in data.items()]

@@ -28,17 +28,13 @@ ROW_KEYS = ("case", "group", "label", "name", "resampled")
 
 def _dicom_kind(path: Path) -> Optional[str]:
     """'seg', 'rtstruct' or None for a file that is neither (or not DICOM)."""
+    from medai.io.dicom_scan import read_header
     from medai.io.dispatch import image_kind
 
     if not path.is_file() or image_kind(path) != "dicom":
         return None
-    import pydicom
-
-    try:
-        ds = pydicom.dcmread(path, force=True, stop_before_pixels=True, specific_tags=["SOPClassUID"])
-    except Exception:  # not DICOM: read_volume will report it
-        return None
-    uid = str(ds.get("SOPClassUID", ""))
+    header = read_header(path)  # an unreadable DICOM file is a one-line error naming it
+    uid = str(header.dataset.get("SOPClassUID", "")) if header else ""
     return "seg" if uid in SEG_SOP_CLASSES else "rtstruct" if uid == RTSTRUCT_SOP_CLASS else None
 
 

@@ -8,7 +8,6 @@ segment with ``"mask_label": N`` (one label map holding many segments); otherwis
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -16,6 +15,7 @@ from typing import Any, Optional
 from medai.errors import MedAIError, PathLike
 from medai.features.extract import extract_features
 from medai.features.settings import FeatureSettings
+from medai.io.json_file import read_json
 
 
 @dataclass(frozen=True)
@@ -55,12 +55,7 @@ class FeatureDatalist:
 def read_feature_datalist(path: PathLike, need_labels: bool = True) -> FeatureDatalist:
     """Read a feature datalist; every problem is a one-line error naming the JSON."""
     source = Path(path)
-    try:
-        data = json.loads(source.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MedAIError("no such datalist", source) from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise MedAIError(f"not a JSON datalist ({error})", source) from None
+    data = read_json(source, "datalist")
     if not isinstance(data, dict) or not isinstance(data.get("training"), list) or not data["training"]:
         raise MedAIError('a feature datalist needs a non-empty "training" list', source)
     lists = {key: [_case(entry, source, key, index, need_labels) for index, entry in enumerate(data.get(key) or [])]

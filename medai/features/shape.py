@@ -141,7 +141,7 @@ def _extreme_indices(points: np.ndarray) -> np.ndarray:
     try:
         return ConvexHull(points).vertices
     except QhullError:
-        pass
+        pass  # a flat or straight set: hulled below in the affine span it really has
     centred = points - points.mean(axis=0)
     _, singular, axes = np.linalg.svd(centred, full_matrices=False)
     rank = int(np.sum(singular > singular[0] * 1e-9)) if singular[0] > 0 else 0

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from medai.errors import MedAIError, PathLike
+from medai.io.json_file import read_json
 from medai.models.card import ModelCard, card_from_dict
 
 #: Weight files of a bundle, in order of preference, and the card runtime each needs.
@@ -92,10 +93,7 @@ def parse_overrides(pairs: list[str], json_file: Optional[PathLike] = None) -> d
     """``KEY=VALUE`` pairs (VALUE as JSON, else a string) on top of an overrides JSON file, as one dict."""
     overrides: dict[str, Any] = {}
     if json_file:
-        try:
-            loaded = json.loads(Path(json_file).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise MedAIError(f"not a readable overrides JSON ({error})", json_file) from None
+        loaded = read_json(json_file, "overrides file")
         if not isinstance(loaded, dict):
             raise MedAIError("an overrides JSON must hold an object", json_file)
         overrides.update(loaded)

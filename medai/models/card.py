@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from medai.errors import MedAIError, PathLike
+from medai.io.json_file import read_json
 from medai.labels import SegmentLabel
 
 SCHEMA_PATH = Path(__file__).with_name("card.schema.json")
@@ -106,12 +107,7 @@ def card_from_dict(data: dict[str, Any], folder: Optional[Path] = None, origin: 
 def load_card(path: PathLike) -> ModelCard:
     """Read and validate a card file."""
     p = Path(path)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MedAIError("no such model card", p) from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise MedAIError(f"not a JSON model card ({error})", p) from None
+    data = read_json(p, "model card")
     if not isinstance(data, dict):
         raise MedAIError("not a JSON model card (top level is not an object)", p)
     return card_from_dict(data, folder=p.parent, origin=p)

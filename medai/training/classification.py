@@ -57,7 +57,7 @@ def train_classification(config: TrainConfig, info: PackageInfo, progress, resum
     from medai.runtime.device import configure_threads, resolve_device
     from medai.training.loop import EpochResult, epoch_seed, fit, seed_torch
     from medai.training.networks import build_network, classification_spec
-    from medai.training.package import check_card, classification_card, versions, write_package
+    from medai.training.package import check_card, classification_card, training_record, write_package
     from medai.training.preprocess import classification_input
     from medai.training.session import check_output, open_session
 
@@ -133,10 +133,8 @@ def train_classification(config: TrainConfig, info: PackageInfo, progress, resum
     finally:
         log.close()
     model.load_state_dict(result.best_state)
-    training = {"task": "classification", "config": config_dict, "seed": config.seed, "data": datalist.to_dict(),
-                "classes": classes, "best_metric": {"val_accuracy": result.best_metric, "epoch": result.best_epoch},
-                "epochs": len(result.history), "resumed_from_epoch": result.resumed_from, "history": result.history,
-                "versions": versions(), "device": device, "threads": threads}
+    training = training_record("classification", config, config_dict, datalist, result, "val_accuracy", device,
+                               threads, classes=classes)
     example = (1, 1, size[0], size[1]) if config.dims == 2 else (1, 1, *size)
     return write_package(config.output, card, "classifier", model, example, training, session.work,
                          dynamic_spatial=False)

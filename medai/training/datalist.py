@@ -13,7 +13,6 @@ cases. Every problem is a one-line :class:`MedAIError` naming the file.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any, Union
 import numpy as np
 
 from medai.errors import MedAIError, PathLike
+from medai.io.json_file import read_json
 
 TASKS = ("segmentation", "classification")
 
@@ -91,10 +91,7 @@ def load_datalist(source: PathLike, task: str, validation_fraction: float = 0.2,
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise MedAIError(f"is not a JSON datalist ({error})", path) from None
+    data = read_json(path, "datalist")
     if not isinstance(data, dict):
         raise MedAIError("is not a datalist: the top level must be an object with a 'training' list", path)
     return data

@@ -174,6 +174,16 @@ def _plain(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON")
 
 
+def training_record(task: str, config: TrainConfig, config_dict: dict[str, Any], datalist, result, metric_name: str,
+                    device: str, threads: int, **extra: Any) -> dict[str, Any]:
+    """What training.json holds: the options, the data split, ``extra`` (labels or classes), the per-epoch history,
+    the best epoch and the library versions."""
+    return {"task": task, "config": config_dict, "seed": config.seed, "data": datalist.to_dict(), **extra,
+            "best_metric": {metric_name: result.best_metric, "epoch": result.best_epoch},
+            "epochs": len(result.history), "resumed_from_epoch": result.resumed_from, "history": result.history,
+            "versions": versions(), "device": device, "threads": threads}
+
+
 def versions() -> dict[str, str]:
     """Library versions that decide what a run computes."""
     import platform

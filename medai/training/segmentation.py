@@ -94,7 +94,8 @@ def train_segmentation(config: TrainConfig, info: PackageInfo, progress, resume:
     from medai.runtime.device import configure_threads, resolve_device
     from medai.training.loop import EpochResult, epoch_seed, fit, seed_torch
     from medai.training.networks import SEGMENTATION_DIVISOR, build_network, segmentation_spec
-    from medai.training.package import check_card, segment_labels, segmentation_card, versions, write_package
+    from medai.training.package import (check_card, segment_labels, segmentation_card, training_record,
+                                        write_package)
     from medai.training.session import check_output, open_session
 
     config.check()
@@ -170,9 +171,7 @@ def train_segmentation(config: TrainConfig, info: PackageInfo, progress, resume:
     finally:
         log.close()
     model.load_state_dict(result.best_state)
-    training = {"task": "segmentation", "config": config_dict, "seed": config.seed, "data": datalist.to_dict(),
-                "labels": labels, "best_metric": {"val_dice": result.best_metric, "epoch": result.best_epoch},
-                "epochs": len(result.history), "resumed_from_epoch": result.resumed_from, "history": result.history,
-                "versions": versions(), "device": device, "threads": threads}
+    training = training_record("segmentation", config, config_dict, datalist, result, "val_dice", device, threads,
+                               labels=labels)
     return write_package(config.output, card, "segmenter", model, (1, 1, *config.roi), training, session.work,
                          dynamic_spatial=True)
