@@ -217,8 +217,8 @@ DERIVED_CASES = {
 @pytest.fixture(scope="session")
 def derived_case(tmp_path_factory, itk_t1, itk_t1_brain_mask, colin27, colin27_brain_mask, pyradiomics_lung):
     """``derived_case(case, variant)``: a :class:`DerivedCase` (cached for the session)."""
-    from medai.io.dicom_series import read_dicom
-    from medai.io.dicom_write import write_dicom_series
+    from medai.io.dicom.series.read import read_dicom
+    from medai.io.dicom.series.write import write_dicom_series
     from medai.resample import resample_to_grid
 
     images = {"itk_t1": (itk_t1, itk_t1_brain_mask), "colin27": (colin27, colin27_brain_mask),

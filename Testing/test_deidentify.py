@@ -19,8 +19,8 @@ from pydicom.uid import ExplicitVRLittleEndian, RTStructureSetStorage, generate_
 from conftest import assert_same_physical, crop, geometry_variants
 from medai import MedAIError
 from medai.io import read_volume
-from medai.io.deidentify import deidentify_datasets, deidentify_files, deidentify_folder
-from medai.io.dicom_write import write_dicom_series
+from medai.io.dicom.deidentify import deidentify_datasets, deidentify_files, deidentify_folder
+from medai.io.dicom.series.write import write_dicom_series
 
 PATIENT = {"PatientName": "Doe^Jane", "PatientID": "ID12345", "PatientBirthDate": "19700101"}
 #: Byte strings that must not appear in any output file (the patient's identity and other identifiers planted below).

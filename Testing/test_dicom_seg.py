@@ -18,9 +18,9 @@ from pydicom.data import get_testdata_file
 
 from conftest import DERIVED_CASES
 from medai import MedAIError, Volume
-from medai.io.dicom_seg import TISSUE, read_dicom_seg, read_dicom_seg_segments, write_dicom_seg
-from medai.io.dicom_series import read_dicom
-from medai.io.dicom_write import write_dicom_series
+from medai.io.dicom.seg import TISSUE, read_dicom_seg, read_dicom_seg_segments, write_dicom_seg
+from medai.io.dicom.series.read import read_dicom
+from medai.io.dicom.series.write import write_dicom_series
 
 VARIANTS = ["original", "flipped", "oblique", "anisotropic"]
 

@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -39,13 +38,13 @@ def localiser_input(volume):
     """The brain-extraction localiser's (1, 1, 128, 128, 128) input for ``volume``, prepared as the pipeline does."""
     import torch
 
-    from medai.pipeline.inference import _resize
+    from medai.pipeline.inference import resize_tensor
     from medai.pipeline.intensity import normalize, quantile_bounds
     from medai.pipeline.orientation import canonical_reorientation
 
     card = get_card("brain-extraction")
     image = canonical_reorientation(volume, "RAS").apply(volume.array.astype(np.float32).transpose(2, 1, 0))
-    small = _resize(torch.from_numpy(np.ascontiguousarray(image))[None], card.inference["localiser_size"],
+    small = resize_tensor(torch.from_numpy(np.ascontiguousarray(image))[None], card.inference["localiser_size"],
                     card.inference["resize_mode"])
     intensity = card.preprocessing["intensity"]
     return normalize(small, intensity, quantile_bounds(small.numpy(), intensity["lower"], intensity["upper"]))[None]

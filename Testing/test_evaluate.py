@@ -151,10 +151,10 @@ def test_prediction_on_another_grid_is_resampled(tmp_path, itk_t1_brain_mask):
 def test_dicom_seg_or_rtstruct_as_reference(tmp_path, itk_t1, itk_t1_brain_mask, capsys, kind):
     """A real crop written as a DICOM series, its brain mask as a SEG (via --reference-series) or an RTSTRUCT (via
     the cases CSV's series column); the same mask as a NIfTI prediction scores Dice 1."""
-    from medai.io.dicom_seg import write_dicom_seg
-    from medai.io.dicom_series import read_dicom
-    from medai.io.dicom_write import write_dicom_series
-    from medai.io.rtstruct import write_rtstruct
+    from medai.io.dicom.seg import write_dicom_seg
+    from medai.io.dicom.series.read import read_dicom
+    from medai.io.dicom.series.write import write_dicom_series
+    from medai.io.dicom.rtstruct import write_rtstruct
     from medai.labels import SegmentLabel
     from medai.resample import resample_to_grid
 

@@ -14,9 +14,9 @@ from pydicom.data import get_testdata_file
 from conftest import assert_same_physical, geometry_variants, truncate
 from medai import MedAIError, Volume
 from medai.io import read_volume
-from medai.io.dicom_series import read_dicom
-from medai.io.dicom_write import write_dicom_series
-from medai.io.itk_files import volume_from_sitk
+from medai.io.dicom.series.read import read_dicom
+from medai.io.dicom.series.write import write_dicom_series
+from medai.sitk_image import volume_from_sitk
 
 #: Decimal strings of 16 characters: see test_io_roundtrip.
 DICOM_TOL_MM = 1e-6

@@ -18,7 +18,7 @@ from PIL import Image
 from conftest import truncate
 from medai import MedAIError, Volume
 from medai.io import read_volume, write_volume
-from medai.io.dicom_write import write_dicom_series
+from medai.io.dicom.series.write import write_dicom_series
 
 
 def medai(*args: str) -> subprocess.CompletedProcess:

@@ -24,8 +24,8 @@ import SimpleITK as sitk
 
 from conftest import assert_same_physical, geometry_variants
 from medai.io import read_volume, write_volume
-from medai.io.dicom_write import write_dicom_series
-from medai.io.itk_files import volume_from_sitk
+from medai.io.dicom.series.write import write_dicom_series
+from medai.sitk_image import volume_from_sitk
 
 ITK_FORMATS = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 TOLERANCE_MM = {".nii.gz": 1e-4, ".nii": 1e-4, "dicom": 1e-6}

@@ -24,9 +24,9 @@ from skimage.draw import polygon2mask
 
 from conftest import DERIVED_CASES
 from medai import MedAIError, Volume
-from medai.io.dicom_write import write_dicom_series
-from medai.io.rtstruct import read_rtstruct, read_rtstruct_contours, write_rtstruct
-from medai.io.rtstruct_contours import fill_even_odd, mask_polygons, signed_area
+from medai.io.dicom.series.write import write_dicom_series
+from medai.io.dicom.rtstruct import read_rtstruct, read_rtstruct_contours, write_rtstruct
+from medai.io.dicom.rtstruct.contours import fill_even_odd, mask_polygons, signed_area
 
 VARIANTS = ["original", "flipped", "oblique", "anisotropic"]
 DICE = {}  # (case, variant, ROI name) -> (voxels, Dice), printed at the end of the module
@@ -281,7 +281,7 @@ def test_pydicom_rtstruct_on_a_series_in_its_frame_of_reference(tmp_path, caplog
 def test_enhanced_multiframe_source(tmp_path):
     """pydicom's eCT_Supplemental.dcm (2 frames in one file, K order = reverse frame order): contours reference
     the file and the frame, and lie on that frame's plane."""
-    from medai.io.dicom_series import read_dicom
+    from medai.io.dicom.series.read import read_dicom
     from medai.labels import SegmentLabel
 
     path = get_testdata_file("eCT_Supplemental.dcm")

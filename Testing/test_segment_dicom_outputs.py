@@ -8,9 +8,9 @@ import pydicom
 import pytest
 
 from medai.io import read_volume
-from medai.io.dicom_seg import read_dicom_seg
-from medai.io.dicom_write import write_dicom_series
-from medai.io.rtstruct import read_rtstruct
+from medai.io.dicom.seg import read_dicom_seg
+from medai.io.dicom.series.write import write_dicom_series
+from medai.io.dicom.rtstruct import read_rtstruct
 from medai.io.seg_nrrd import read_seg_nrrd
 from medai.metrics import dice
 from medai.resample import resample_to_grid

@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-from medai.io import read_volume
 from medai.metrics import dice
 from medai.slicer import (MedAISegLogic, init_headless, labels_from_segmentation_node, load_volume_node,
                           node_from_volume)
@@ -54,9 +53,9 @@ def test_console_loop_over_volumes_keeps_inputs_and_names_outputs(logic, itk_t1)
 
 def test_console_exports_dicom_seg_rtstruct_and_meshes_of_a_dicom_volume(logic, itk_t1, tmp_path):
     """Segment a volume loaded from a DICOM series, then export SEG, RTSTRUCT and STL from the console API."""
-    from medai.io.dicom_seg import read_dicom_seg
-    from medai.io.dicom_write import write_dicom_series
-    from medai.io.rtstruct import read_rtstruct
+    from medai.io.dicom.seg import read_dicom_seg
+    from medai.io.dicom.series.write import write_dicom_series
+    from medai.io.dicom.rtstruct import read_rtstruct
     from medai.slicer import export_dicom_seg, export_rtstruct, export_segmentation_meshes
 
     series = tmp_path / "series"

@@ -63,7 +63,7 @@ def test_class_folders_take_dicom_series_png_and_nifti_alike(tmp_path, colin27, 
     """ROOT/<class>/<image file or DICOM folder>: every format reads into the same network input as its volume."""
     from PIL import Image
 
-    from medai.io.dicom_write import write_dicom_series
+    from medai.io.dicom.series.write import write_dicom_series
     from medai.training.datalist import load_datalist
     from medai.training.preprocess import classification_input
 

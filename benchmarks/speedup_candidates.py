@@ -40,9 +40,7 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -199,7 +197,7 @@ def _patch_torch_side(flags: set[str], np, torch) -> None:
             note = on_stage or (lambda stage, f: None)
             x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None]
             mode = spec.get("resize_mode", "nearest-exact")
-            small = inf._resize(x, spec["localiser_size"], mode)
+            small = inf.resize_tensor(x, spec["localiser_size"], mode)
             bounds = None
             if intensity.get("type") == "quantile-zscore":
                 bounds = inf.quantile_bounds(small.numpy(), intensity["lower"], intensity["upper"])
@@ -209,10 +207,10 @@ def _patch_torch_side(flags: set[str], np, torch) -> None:
             found = largest_component((located[channel] > 0.5).cpu().numpy())
             box = inf._bbox_with_margin(found, image.shape, spec.get("crop_margin", 0.1))
             note("segment", 0.0)
-            crop = inf._resize(x[(slice(None),) + box], spec["input_size"], mode)
+            crop = inf.resize_tensor(x[(slice(None),) + box], spec["input_size"], mode)
             scores_crop = inf._scores(networks["segmenter"](inf.normalize(crop, intensity, bounds)[None])[0], spec)
             crop_shape = tuple(s.stop - s.start for s in box)
-            foreground = inf._resize(scores_crop[channel:channel + 1], crop_shape, mode).cpu().numpy()
+            foreground = inf.resize_tensor(scores_crop[channel:channel + 1], crop_shape, mode).cpu().numpy()
             # only the foreground channel is filled: valid for cards that threshold it (not for argmax)
             scores = np.zeros((scores_crop.shape[0],) + tuple(image.shape), dtype=np.float32)
             scores[(slice(channel, channel + 1),) + box] = foreground

@@ -15,7 +15,10 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Any, Optional, TextIO
+from typing import Any, Callable, Mapping, Optional, TextIO
+
+#: ``progress(stage, fraction)``: what pipelines call as each of their stages begins.
+ProgressCallback = Callable[[str, float], None]
 
 
 class Progress:
@@ -96,3 +99,29 @@ class Progress:
                 text += "\nfailures:\n" + "\n".join(f"  {f['error']}" for f in event["failures"])
             self.stream.write(text + "\n")
         self.stream.flush()
+
+
+class StageTimer:
+    """Times a pipeline's consecutive stages and reports each start to an optional progress callback.
+
+    ``starts`` maps a stage to the fraction of the case's work done when it begins (what ``progress`` is told);
+    ``seconds`` collects the time spent in each stage, and ``total`` once the stage ``done`` begins.
+    """
+
+    def __init__(self, progress: Optional[ProgressCallback], starts: Mapping[str, float]) -> None:
+        self.progress = progress
+        self.starts = starts
+        self.seconds: dict[str, float] = {}
+        self._stage: Optional[str] = None
+        self._t0 = self._start = time.perf_counter()
+
+    def begin(self, stage: str, fraction: float = 0.0) -> None:
+        """Close the running stage and start ``stage``."""
+        now = time.perf_counter()
+        if self._stage is not None:
+            self.seconds[self._stage] = self.seconds.get(self._stage, 0.0) + now - self._start
+        self._stage, self._start = stage, now
+        if stage == "done":
+            self.seconds["total"] = now - self._t0
+        if self.progress:
+            self.progress(stage, self.starts.get(stage, 0.5))

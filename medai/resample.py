@@ -17,7 +17,7 @@ def resample_to_grid(volume: Volume, reference: Volume, interpolation: str = "li
     """
     import SimpleITK as sitk
 
-    from medai.io.itk_files import sitk_from_volume
+    from medai.sitk_image import sitk_from_volume
 
     if volume.same_grid(reference, tol=1e-9):
         return reference.with_array(volume.array.copy())

@@ -18,7 +18,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from medai.io.deidentify import deidentify_files
+    from medai.io.dicom.deidentify import deidentify_files
 
     written = deidentify_files(args.sources, args.output, seed=args.seed)
     print(f"wrote {len(written)} de-identified files to {args.output}")

@@ -29,13 +29,14 @@ def run(args: argparse.Namespace) -> int:
     from medai.io import read_volume
     from medai.metrics import dice
     from medai.pipeline import Segmenter
+    from medai.pipeline.modality_check import image_type_check
 
     for path in (COLIN27, COLIN27_REFERENCE):
         if not path.exists():
             raise MedAIError("is missing; run scripts/setup.sh (it installs Debian's mricron-data)", path)
     start = time.perf_counter()
     volume = read_volume(COLIN27)
-    result = Segmenter("brain-extraction", args.device)(volume, source=COLIN27)
+    result = Segmenter("brain-extraction", args.device, modality_check=image_type_check())(volume, source=COLIN27)
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     write_result(result, output)

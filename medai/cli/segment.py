@@ -93,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
     from medai.export.derived_outputs import write_derived
     from medai.io import read_volume
     from medai.pipeline import Segmenter
+    from medai.pipeline.modality_check import image_type_check
     from medai.progress import Progress
     from medai.runtime.device import tune_allocator_for_inference
 
@@ -108,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
             if folder.exists() and not folder.is_dir():
                 raise MedAIError("is a file; with several inputs, DICOM and mesh outputs go into folders", folder)
             folder.mkdir(parents=True, exist_ok=True)
-    segmenter = Segmenter(args.model, args.device, args.engine, args.precision)
+    segmenter = Segmenter(args.model, args.device, args.engine, args.precision, modality_check=image_type_check())
     progress.start(len(args.inputs))
     for index, (item, target) in enumerate(zip(args.inputs, targets)):
         progress.begin_case(index, item)

@@ -28,7 +28,7 @@ ROW_KEYS = ("case", "group", "label", "name", "resampled")
 
 def _dicom_kind(path: Path) -> Optional[str]:
     """'seg', 'rtstruct' or None for a file that is neither (or not DICOM)."""
-    from medai.io.dicom_scan import read_header
+    from medai.io.dicom.series.scan import read_header
     from medai.io.dispatch import image_kind
 
     if not path.is_file() or image_kind(path) != "dicom":
@@ -50,9 +50,9 @@ def read_label_map(path: PathLike, series: Optional[PathLike] = None) -> tuple[V
             raise MedAIError(f"is a DICOM {'SEG' if kind == 'seg' else 'RTSTRUCT'}; give its image series "
                              "(--reference-series DIR, or a 'series' column in the cases CSV)", p)
         if kind == "seg":
-            from medai.io.dicom_seg import read_dicom_seg as reader
+            from medai.io.dicom.seg import read_dicom_seg as reader
         else:
-            from medai.io.rtstruct import read_rtstruct as reader
+            from medai.io.dicom.rtstruct import read_rtstruct as reader
         volume, labels = reader(p, series)
         names = {label.value: label.name for label in labels}
     elif p.name.lower().endswith(".seg.nrrd"):

@@ -63,12 +63,12 @@ def write_derived(label_map: Volume, labels: list[SegmentLabel], source: Volume,
     written: list[Path] = []
     try:
         if outputs.dicom_seg is not None:
-            from medai.io.dicom_seg import write_dicom_seg
+            from medai.io.dicom.seg import write_dicom_seg
 
             written.append(write_dicom_seg(label_map, labels, source, outputs.dicom_seg,
                                            algorithm_name=model_name, algorithm_version=model_version))
         if outputs.rtstruct is not None:
-            from medai.io.rtstruct import write_rtstruct
+            from medai.io.dicom.rtstruct import write_rtstruct
 
             written.append(write_rtstruct(label_map, labels, source, outputs.rtstruct,
                                           algorithm_name=model_name, algorithm_version=model_version))
@@ -81,7 +81,7 @@ def write_derived(label_map: Volume, labels: list[SegmentLabel], source: Volume,
             written += write_meshes(label_map, labels, outputs.mesh_dir, fmt=outputs.mesh_format,
                                     coordinates=outputs.mesh_coordinates, merged=outputs.mesh_merged)
         if outputs.deidentify_dir is not None:
-            from medai.io.deidentify import deidentify_files
+            from medai.io.dicom.deidentify import deidentify_files
 
             sources = [Path(f) for f in dict.fromkeys(source.metadata["dicom"]["files"])]  # a multi-frame file once
             sources += [p for p in (outputs.dicom_seg, outputs.rtstruct) if p is not None]

@@ -32,7 +32,7 @@ def read_volume(path: PathLike, series_uid: Optional[str] = None) -> Volume:
     """Read an image file or a DICOM series folder into a Volume (K,J,I array, LPS geometry).
 
     NIfTI/NRRD/MetaImage files go to SimpleITK, ``.png`` files to :func:`medai.io.image2d.read_image2d`, and
-    folders and any other file to :func:`medai.io.dicom_series.read_dicom` (``series_uid`` picks one series in
+    folders and any other file to :func:`medai.io.dicom.series.read.read_dicom` (``series_uid`` picks one series in
     a folder that holds several). Every problem is a :class:`MedAIError` naming the file.
     """
     p = Path(path)
@@ -47,7 +47,7 @@ def read_volume(path: PathLike, series_uid: Optional[str] = None) -> Volume:
         from medai.io.image2d import read_image2d
 
         return read_image2d(p)
-    from medai.io.dicom_series import read_dicom
+    from medai.io.dicom.series.read import read_dicom
 
     return read_dicom(p, series_uid=series_uid)
 
@@ -56,7 +56,7 @@ def write_volume(volume: Volume, path: PathLike) -> Path:
     """Write ``volume`` to ``path`` by its extension (NIfTI, NRRD, MHA/MHD). Returns the path written.
 
     The file appears only once it is complete. DICOM series are written by
-    :func:`medai.io.dicom_write.write_dicom_series`.
+    :func:`medai.io.dicom.series.write.write_dicom_series`.
     """
     p = Path(path)
     if p.name.lower().endswith(".seg.nrrd"):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -16,6 +15,7 @@ from medai.errors import MedAIError
 from medai.io.atomic import publish_files, staging_folder
 from medai.io.native_stderr import native_stderr_held
 from medai.io.nifti_check import nifti_nan_mask, require_complete_nifti
+from medai.sitk_image import sitk_from_volume, volume_from_sitk
 from medai.volume import Volume
 
 #: "[nrrd] _nrrdEncodingRaw_read: ", "MetaImage: M_ReadElementsData: ": who said it, not what is wrong.
@@ -23,10 +23,6 @@ _SPEAKER = re.compile(r"^(\[\w+\]\s*)?([A-Za-z_]\w*:\s+)*")
 
 #: What ITK's MetaImage and NRRD readers say when the data ends early.
 _TRUNCATION_SIGNS = ("not read completely", "but received", "fread got only")
-
-#: numpy dtypes written after a lossless conversion SimpleITK needs.
-_WIDENED = {np.dtype(bool): np.uint8, np.dtype(np.float16): np.float32}
-
 
 def itk_problem(error: Exception, printed: list[str]) -> str:
     """The useful part of an ITK failure: what it printed on stderr, else the last line of its exception."""
@@ -57,43 +53,6 @@ def read_itk_file(path: Path) -> Volume:
         if nans is not None and nans.size == volume.array.size:
             volume.array[nans.reshape(volume.array.shape)] = np.nan
     return volume
-
-
-def volume_from_sitk(image, path: Optional[Path] = None) -> Volume:
-    """Convert a SimpleITK image (2D or 3D, scalar) to a Volume."""
-    import SimpleITK as sitk
-
-    if image.GetNumberOfComponentsPerPixel() != 1:
-        raise MedAIError(f"has {image.GetNumberOfComponentsPerPixel()} components per voxel; only scalar images are supported", path)
-    dim = image.GetDimension()
-    if dim == 2:
-        array = sitk.GetArrayFromImage(image)[None]
-        spacing = list(image.GetSpacing()) + [1.0]
-        origin = list(image.GetOrigin()) + [0.0]
-        d = np.array(image.GetDirection()).reshape(2, 2)
-        direction = np.eye(3)
-        direction[:2, :2] = d
-    elif dim == 3:
-        array = sitk.GetArrayFromImage(image)
-        spacing, origin = image.GetSpacing(), image.GetOrigin()
-        direction = np.array(image.GetDirection()).reshape(3, 3)
-    else:
-        raise MedAIError(f"is {dim}D; only 2D and 3D images are supported", path)
-    return Volume(array, spacing, origin, direction, {"source": str(path) if path else None})
-
-
-def sitk_from_volume(volume: Volume):
-    """Convert a Volume to a 3D SimpleITK image with the same voxels and geometry (bool is stored as uint8)."""
-    import SimpleITK as sitk
-
-    array = volume.array
-    if array.dtype in _WIDENED:
-        array = array.astype(_WIDENED[array.dtype])
-    image = sitk.GetImageFromArray(np.ascontiguousarray(array))
-    image.SetSpacing([float(s) for s in volume.spacing])
-    image.SetOrigin([float(o) for o in volume.origin])
-    image.SetDirection([float(d) for d in volume.direction.ravel()])
-    return image
 
 
 def write_itk_file(volume: Volume, path: Path) -> Path:

@@ -20,7 +20,7 @@ def write_seg_nrrd(label_map: Volume, labels: list[SegmentLabel], path: Path) ->
     import SimpleITK as sitk
 
     from medai.io.atomic import write_atomically
-    from medai.io.itk_files import sitk_from_volume
+    from medai.sitk_image import sitk_from_volume
 
     array = np.asarray(label_map.array)
     dtype = np.uint8 if max((label.value for label in labels), default=0) < 256 else np.uint16
@@ -62,7 +62,7 @@ def read_seg_nrrd(path: Path) -> tuple[Volume, list[SegmentLabel]]:
     """Read a single-layer ``.seg.nrrd`` into a label map and its segment descriptions."""
     import SimpleITK as sitk
 
-    from medai.io.itk_files import volume_from_sitk
+    from medai.sitk_image import volume_from_sitk
 
     try:
         reader = sitk.ImageFileReader()

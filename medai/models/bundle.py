@@ -13,9 +13,7 @@ from __future__ import annotations
 import ast
 import copy
 import json
-import os
 import re
-import stat
 import zipfile
 from pathlib import Path
 from typing import Any, Optional
@@ -55,17 +53,17 @@ def card_from_bundle(path: PathLike, overrides: Optional[dict[str, Any]] = None)
     """The model card of the bundle folder or zip at ``path``; ``overrides`` (dotted keys or nested) win.
 
     The weight's SHA256 goes into the card, so loading it (``verified_weight``) checks it again. A zip is
-    extracted once into the cache under :func:`medai_home`, keyed by its SHA256; its weight's SHA256 is taken from
+    extracted once into ``medai.home.cache_dir('bundles')``, keyed by its SHA256; its weight's SHA256 is taken from
     the archive itself, so a changed cache copy is refused at load time.
     """
-    from medai.models.catalog import medai_home
+    from medai.home import cache_dir
 
     source = Path(path)
     if not source.exists():
         raise MedAIError("no such model or bundle", source)
     if source.is_file() and source.suffix.lower() == ".zip":
         root, digests = extract_bundle_zip(source)
-        name = source.stem if root.parent.parent == medai_home() / "cache" else root.name  # the zip's folder, if any
+        name = source.stem if root.parent == cache_dir("bundles") else root.name  # the zip's folder, if any
     else:
         root, digests, name = source, {}, source.name
     derived = BundleReader(root).card_data()
@@ -141,44 +139,15 @@ def extract_bundle_zip(path: Path) -> tuple[Path, dict[str, str]]:
     Entries that would land outside the extraction folder (absolute paths, ``..``, links) are refused before
     anything is written.
     """
-    import hashlib
-
-    from medai.io.atomic import staging_folder
-    from medai.models.catalog import medai_home
+    from medai.home import cache_dir
+    from medai.io.zip_archive import extract_once, member_sha256, open_checked_zip
     from medai.models.weights import sha256_of
 
-    try:
-        archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as error:
-        raise MedAIError(f"not a readable zip archive ({error})", path) from None
-    with archive:
-        members = archive.infolist()
-        for member in members:
-            name = member.filename
-            parts = Path(name.replace("\\", "/")).parts
-            if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name) or ".." in parts:
-                raise MedAIError(f"refused: zip entry '{name}' points outside the bundle", path)
-            if stat.S_ISLNK(member.external_attr >> 16):
-                raise MedAIError(f"refused: zip entry '{name}' is a symbolic link", path)
+    with open_checked_zip(path, "bundle") as archive:
         prefix = _zip_root(archive, path)
-        digests = {}
-        for relative, _runtime in BUNDLE_WEIGHTS:
-            if prefix + relative in archive.namelist():
-                digest = hashlib.sha256()
-                with archive.open(prefix + relative) as f:
-                    for block in iter(lambda: f.read(1 << 20), b""):
-                        digest.update(block)
-                digests[relative] = digest.hexdigest()
-        target = medai_home() / "cache" / "bundles" / sha256_of(path)
-        if not target.is_dir():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with staging_folder(target.parent) as staged:
-                archive.extractall(staged)
-                try:
-                    os.replace(staged, target)
-                except OSError:
-                    if not target.is_dir():  # another process extracting the same zip at the same time is fine
-                        raise
+        digests = {relative: member_sha256(archive, prefix + relative) for relative, _runtime in BUNDLE_WEIGHTS
+                   if prefix + relative in archive.namelist()}
+        target = extract_once(archive, cache_dir("bundles") / sha256_of(path))
     return target / prefix, digests
 
 
@@ -374,7 +343,7 @@ class BundleReader:
 
     def network(self) -> dict[str, Any]:
         """The ``network`` of a state-dict card: a monai.networks.nets class and its literal arguments."""
-        from medai.runtime.state_dict import monai_network_class
+        from medai.models.network_classes import monai_network_class
 
         definition = self.config.get("network_def")
         if not isinstance(definition, dict) or "_target_" not in definition:

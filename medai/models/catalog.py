@@ -14,19 +14,11 @@ from pathlib import Path
 from typing import Optional
 
 from medai.errors import MedAIError, PathLike
+from medai.home import user_models_dir
 from medai.models.card import ModelCard, load_card
 
 BUILTIN_DIR = Path(__file__).with_name("cards")
 BUILTIN_PACKAGES_DIR = Path(__file__).with_name("packages")
-
-
-def medai_home() -> Path:
-    """Where MedAI keeps user models and downloads: ``$MEDAI_HOME`` or ``~/.medai``."""
-    return Path(os.environ.get("MEDAI_HOME") or Path.home() / ".medai")
-
-
-def user_models_dir() -> Path:
-    return medai_home() / "models"
 
 
 def _card_files(folder: Path) -> list[Path]:

@@ -27,7 +27,7 @@ def install_model(source: PathLike, model_id: Optional[str] = None, force: bool 
 
     from medai.io.atomic import publish_folder, staging_folder
     from medai.models.bundle import apply_overrides, card_from_bundle, is_bundle
-    from medai.models.catalog import user_models_dir
+    from medai.home import user_models_dir
 
     path = model_source(source)
     if path.is_dir() and (path / "card.json").is_file():
@@ -82,7 +82,8 @@ def model_source(path: PathLike) -> Path:
 
 def remove_model(model_id: str) -> Path:
     """Remove the installed model ``model_id`` from the user's folder; returns what was removed."""
-    from medai.models.catalog import is_builtin, list_cards, user_models_dir
+    from medai.home import user_models_dir
+    from medai.models.catalog import is_builtin, list_cards
 
     models = user_models_dir()
     for card in reversed(list_cards()):  # a user card comes after a built-in one with the same id

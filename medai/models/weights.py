@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional
 
 from medai.errors import MedAIError
 from medai.models.card import ModelCard
-from medai.models.catalog import medai_home
+from medai.home import cache_dir as home_cache_dir
 
 
 def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
@@ -30,7 +30,8 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def cache_dir() -> Path:
-    return medai_home() / "cache" / "weights"
+    """Where weights downloaded by :func:`fetch_weights` are kept, by SHA256."""
+    return home_cache_dir("weights")
 
 
 def _cached_path(entry: dict[str, Any]) -> Path:

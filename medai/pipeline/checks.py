@@ -1,13 +1,13 @@
 """Input checks before a model runs: the image must be something the model can take.
 
 Impossible input (wrong dimensionality, too small, no finite voxels, a constant image) raises
-:class:`MedAIError`; suspicious input (values typical of another modality, some NaN voxels) gives warnings, and so
-does an image that the built-in ``image-type`` model judges to be of another modality (CT, MR) than the card expects.
+:class:`MedAIError`; suspicious input (values typical of another modality, some NaN voxels) gives warnings. What
+the built-in ``image-type`` model judges the image to be is a separate check
+(:mod:`medai.pipeline.modality_check`), which the pipelines are given by their callers.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Optional
 
 import numpy as np
@@ -47,34 +47,4 @@ def check_input(volume: Volume, card: ModelCard, source: Optional[PathLike] = No
     if modality == "CT" and (low >= 0 or high < 200):
         warnings.append(f"intensities range from {low:g} to {high:g}; CT in Hounsfield units normally reaches "
                         f"-1000 (air); model '{card.id}' expects CT")
-    return warnings + modality_warnings(volume, card)
-
-
-#: The built-in model that tells CT from MR by the pixels (recipes/image_type).
-IMAGE_TYPE_MODEL = "image-type"
-
-
-def modality_warnings(volume: Volume, card: ModelCard) -> list[str]:
-    """A warning when the ``image-type`` model judges ``volume`` to be of another modality than ``card`` expects."""
-    if card.modality not in ("CT", "MR") or card.id == IMAGE_TYPE_MODEL:
-        return []
-    from medai.pipeline.classify import modality_probabilities
-
-    try:
-        result = _image_type_classifier()(volume)
-    except MedAIError as error:
-        return [f"the modality was not checked: {error.one_line()}"]
-    modalities = modality_probabilities(result.probabilities)
-    judged = next(iter(modalities))
-    if judged == card.modality:
-        return []
-    return [f"the image-type model judges this image to be {judged} (probability {modalities[judged]:.2f}), but "
-            f"model '{card.id}' expects {card.modality}"]
-
-
-@lru_cache(maxsize=1)
-def _image_type_classifier():
-    """The image-type classifier, loaded once per process (torch on the CPU: the quickest to load)."""
-    from medai.pipeline.classify import Classifier
-
-    return Classifier(IMAGE_TYPE_MODEL, device="cpu", engine="torch")
+    return warnings

@@ -15,12 +15,13 @@ The network output goes through the card's ``inference.output`` (``softmax`` or 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Union
+from typing import Optional, Union
 
 import numpy as np
 
 from medai.errors import MedAIError, PathLike
 from medai.models.card import ModelCard
+from medai.progress import ProgressCallback, StageTimer
 from medai.volume import Volume
 
 #: Slices a 2D network sees of a volume (evenly spaced over the middle of its slice axis).
@@ -28,7 +29,6 @@ SLICES = 16
 #: Modalities a class name may start with ("CT_head" is CT): how image-type classes group into modalities.
 MODALITIES = ("CT", "MR", "CR", "DX", "US", "PT")
 
-ProgressCallback = Callable[[str, float], None]
 STAGE_START = {"checks": 0.0, "preprocess": 0.05, "classify": 0.15, "saliency": 0.5, "done": 1.0}
 
 
@@ -84,9 +84,7 @@ class Classifier:
         """Classify ``volume``; ``saliency`` adds a map (0..1) of where the model looked, on ``volume``'s grid."""
         from medai.pipeline.checks import check_input
 
-        from medai.pipeline.segment import _StageTimer
-
-        timer = _StageTimer(progress, STAGE_START)
+        timer = StageTimer(progress, STAGE_START)
         timer.begin("checks")
         warnings = check_input(volume, self.card, source)
         mode = self.card.inference["mode"]

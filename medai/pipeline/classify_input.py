@@ -7,7 +7,7 @@ inference, so both see identical pixels:
 * a 2D network takes slices across the image's *slice axis*: the thin axis of a 2D image (a single slice, an
   X-ray, a PNG; or a stack of at most :data:`THIN` slices), else the canonical S axis (axial slices);
 * each slice (or the whole image for a 3D network) is resized to the card's ``input_size`` exactly as
-  ``medai train`` does (:func:`medai.pipeline.inference._resize`, trilinear), then normalised by
+  ``medai train`` does (:func:`medai.pipeline.inference.resize_tensor`, trilinear), then normalised by
   :func:`medai.pipeline.intensity.normalize`.
 """
 
@@ -94,11 +94,11 @@ def slice_batch(slices: np.ndarray, input_size: Sequence[int], intensity: dict[s
     """(N, A, B) slices -> the (N, 1, X, Y) float32 tensor a 2D network takes (resized, then normalised)."""
     import torch
 
-    from medai.pipeline.inference import _resize
+    from medai.pipeline.inference import resize_tensor
     from medai.pipeline.intensity import normalize
 
     size = (int(input_size[0]), int(input_size[1]), 1)
-    batch = [normalize(_resize(torch.from_numpy(np.ascontiguousarray(s, dtype=np.float32))[None, :, :, None],
+    batch = [normalize(resize_tensor(torch.from_numpy(np.ascontiguousarray(s, dtype=np.float32))[None, :, :, None],
                                size, "trilinear"), intensity)[..., 0] for s in slices]
     return torch.stack(batch)
 
@@ -107,8 +107,8 @@ def volume_batch(array_xyz: np.ndarray, input_size: Sequence[int], intensity: di
     """A canonical (X, Y, Z) array -> the (1, 1, X, Y, Z) tensor a 3D network takes (resized, then normalised)."""
     import torch
 
-    from medai.pipeline.inference import _resize
+    from medai.pipeline.inference import resize_tensor
     from medai.pipeline.intensity import normalize
 
     x = torch.from_numpy(np.ascontiguousarray(array_xyz, dtype=np.float32))[None]
-    return normalize(_resize(x, [int(s) for s in input_size], "trilinear"), intensity)[None]
+    return normalize(resize_tensor(x, [int(s) for s in input_size], "trilinear"), intensity)[None]

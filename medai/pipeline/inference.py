@@ -20,7 +20,7 @@ from medai.pipeline.intensity import normalize, quantile_bounds
 StageCallback = Callable[[str, float], None]
 
 
-def _resize(x, size, mode: str):
+def resize_tensor(x, size, mode: str):
     """Resize a (C, X, Y, Z) tensor to ``size``."""
     import torch.nn.functional as F
 
@@ -68,7 +68,7 @@ def localise_crop_segment(image: np.ndarray, networks: dict, spec: dict[str, Any
     note = on_stage or (lambda stage, f: None)
     x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None]
     mode = spec.get("resize_mode", "nearest-exact")
-    small = _resize(x, spec["localiser_size"], mode)
+    small = resize_tensor(x, spec["localiser_size"], mode)
     bounds = None
     if intensity.get("type") == "quantile-zscore":
         bounds = quantile_bounds(small.numpy(), intensity["lower"], intensity["upper"])
@@ -78,10 +78,10 @@ def localise_crop_segment(image: np.ndarray, networks: dict, spec: dict[str, Any
     found = largest_component((located[channel] > 0.5).cpu().numpy())
     box = _bbox_with_margin(found, image.shape, spec.get("crop_margin", 0.1))
     note("segment", 0.0)
-    crop = _resize(x[(slice(None),) + box], spec["input_size"], mode)
+    crop = resize_tensor(x[(slice(None),) + box], spec["input_size"], mode)
     scores_crop = _scores(networks["segmenter"](normalize(crop, intensity, bounds)[None])[0], spec)
     crop_shape = tuple(s.stop - s.start for s in box)
-    scores_box = _resize(scores_crop, crop_shape, mode).cpu()
+    scores_box = resize_tensor(scores_crop, crop_shape, mode).cpu()
     scores = torch.zeros((scores_box.shape[0],) + tuple(image.shape), dtype=scores_box.dtype)
     if scores.shape[0] > 1 and channel != 0:
         scores[0] = 1.0  # outside the box: background
@@ -97,10 +97,10 @@ def whole_image(image: np.ndarray, networks: dict, spec: dict[str, Any], intensi
     note = on_stage or (lambda stage, f: None)
     x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None]
     mode = spec.get("resize_mode", "trilinear")
-    resized = _resize(x, spec["input_size"], mode) if spec.get("input_size") else x
+    resized = resize_tensor(x, spec["input_size"], mode) if spec.get("input_size") else x
     note("segment", 0.0)
     scores = _scores(networks["segmenter"](normalize(resized, intensity)[None])[0], spec)
-    return _resize(scores, image.shape, "trilinear" if mode == "trilinear" else mode).cpu().numpy()
+    return resize_tensor(scores, image.shape, "trilinear" if mode == "trilinear" else mode).cpu().numpy()
 
 
 def sliding_window(image: np.ndarray, networks: dict, spec: dict[str, Any], intensity: dict[str, Any],

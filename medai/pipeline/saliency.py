@@ -14,14 +14,25 @@ scaled to 0..1 by the map's maximum.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import Optional, Protocol
 
 import numpy as np
 
+from medai.models.card import ModelCard
 from medai.volume import Volume
 
-if TYPE_CHECKING:
-    from medai.pipeline.classify import Classifier
+
+class Explained(Protocol):
+    """What a saliency map needs of a classifier (:class:`medai.pipeline.classify.Classifier` is one)."""
+
+    card: ModelCard
+    classes: list[str]
+    engine_request: str
+    input_size: list[int]
+    two_d: bool
+
+    def load(self):
+        """The network, as the classifier runs it."""
 
 #: Slices per network call while mapping a volume slice by slice.
 CHUNK = 32
@@ -29,7 +40,7 @@ CHUNK = 32
 OCCLUSION_PATCH = 0.25
 
 
-def saliency_map(classifier: "Classifier", volume: Volume, class_index: int) -> Volume:
+def saliency_map(classifier: Explained, volume: Volume, class_index: int) -> Volume:
     """The 0..1 saliency of class ``class_index`` for ``volume`` (see the module docstring), on its grid."""
     import torch
     import torch.nn.functional as F
@@ -61,7 +72,7 @@ def saliency_map(classifier: "Classifier", volume: Volume, class_index: int) -> 
     return out
 
 
-def _explainer(classifier: "Classifier", class_index: int):
+def _explainer(classifier: Explained, class_index: int):
     """``batch -> (N, *spatial) map`` on the network's grid: Grad-CAM if reachable, else occlusion."""
     parts = _gradcam_parts(torch_module(classifier))
     if parts is not None:
@@ -70,7 +81,7 @@ def _explainer(classifier: "Classifier", class_index: int):
     return lambda batch: occlusion(network, batch, class_index)
 
 
-def torch_module(classifier: "Classifier"):
+def torch_module(classifier: Explained):
     """The card's classifier as a differentiable torch module (not frozen), or None when there is none."""
     from medai.models.weights import verified_weight
 

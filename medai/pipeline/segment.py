@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Union
 
@@ -11,12 +10,14 @@ import numpy as np
 from medai.errors import MedAIError, PathLike
 from medai.labels import SegmentLabel
 from medai.models.card import ModelCard
+from medai.progress import ProgressCallback, StageTimer
 from medai.volume import Volume
 
 #: Rough share of a case's time per stage, so progress moves at a believable pace.
 STAGE_START = {"checks": 0.0, "preprocess": 0.02, "localise": 0.08, "segment": 0.15, "postprocess": 0.9, "done": 1.0}
 
-ProgressCallback = Callable[[str, float], None]
+#: ``check(volume, card) -> warnings``: a judgement of the image beyond :func:`check_input` (e.g. its modality).
+InputCheck = Callable[[Volume, ModelCard], list[str]]
 
 
 @dataclass
@@ -33,8 +34,10 @@ class Segmenter:
     """Runs one model card; networks are loaded (after their SHA256 check) on first use and kept."""
 
     def __init__(self, card: Union[ModelCard, str], device: str = "auto", engine: str = "auto",
-                 precision: str = "fp32") -> None:
-        """``engine``: torch, onnx, openvino or auto; ``precision``: fp32 or reduced (see medai.runtime.engines)."""
+                 precision: str = "fp32", modality_check: Optional[InputCheck] = None) -> None:
+        """``engine``: torch, onnx, openvino or auto; ``precision``: fp32 or reduced (see medai.runtime.engines);
+        ``modality_check``: an extra check whose warnings join the result's (e.g.
+        :class:`medai.pipeline.modality_check.ImageTypeCheck`); none by default."""
         from medai.models import get_card
 
         self.card = get_card(card) if isinstance(card, str) else card
@@ -42,6 +45,7 @@ class Segmenter:
             raise MedAIError(f"model '{self.card.id}' is a {self.card.task} model, not a segmentation model")
         self.device_request = device
         self.engine_request, self.precision = engine, precision
+        self.modality_check = modality_check
         self._networks: Optional[dict] = None
         self.device = "cpu"
         self.engine = engine
@@ -69,10 +73,12 @@ class Segmenter:
         from medai.resample import grid_like, resample_to_grid
 
         card = self.card
-        timer = _StageTimer(progress)
+        timer = StageTimer(progress, STAGE_START)
 
         timer.begin("checks")
         warnings = check_input(volume, card, source)
+        if self.modality_check is not None:
+            warnings += self.modality_check(volume, card)
         networks = self.load()
 
         timer.begin("preprocess")
@@ -114,28 +120,8 @@ class Segmenter:
         return SegmentationResult(label_map, list(card.labels), warnings, timer.seconds)
 
 
-class _StageTimer:
-    """Times consecutive stages and reports each start to an optional progress callback."""
-
-    def __init__(self, progress: Optional[ProgressCallback], starts: Optional[dict[str, float]] = None) -> None:
-        self.progress = progress
-        self.starts = STAGE_START if starts is None else starts
-        self.seconds: dict[str, float] = {}
-        self._stage: Optional[str] = None
-        self._t0 = self._start = time.perf_counter()
-
-    def begin(self, stage: str, fraction: float = 0.0) -> None:
-        now = time.perf_counter()
-        if self._stage is not None:
-            self.seconds[self._stage] = self.seconds.get(self._stage, 0.0) + now - self._start
-        self._stage, self._start = stage, now
-        if stage == "done":
-            self.seconds["total"] = now - self._t0
-        if self.progress:
-            self.progress(stage, self.starts.get(stage, 0.5))
-
-
 def segment_volume(volume: Volume, model: Union[ModelCard, str] = "brain-extraction", device: str = "auto",
-                   progress: Optional[ProgressCallback] = None, engine: str = "auto") -> SegmentationResult:
+                   progress: Optional[ProgressCallback] = None, engine: str = "auto",
+                   modality_check: Optional[InputCheck] = None) -> SegmentationResult:
     """Segment one volume with ``model`` (an id, a card path or a card); see :class:`Segmenter`."""
-    return Segmenter(model, device, engine)(volume, progress)
+    return Segmenter(model, device, engine, modality_check=modality_check)(volume, progress)

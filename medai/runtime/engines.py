@@ -7,7 +7,7 @@ tensor out, so the pipeline's inference modes (MONAI's sliding window included) 
 * ``onnx``: ONNX Runtime, CPU. ``openvino``: OpenVINO, CPU. Both read an ONNX file: the card's
   ``onnx_weights[role]`` (SHA256-checked like any weight), the card's ``weights`` when its runtime is ``onnx``, or
   else an export of the SHA256-checked torch weights, made on first use and kept in
-  ``medai_home()/cache/onnx/<source sha256>/torch-<version>/`` (with its own checksum, re-exported if it changed).
+  ``medai.home.cache_dir('onnx')/<source sha256>/torch-<version>/`` (with its own checksum, re-exported if it changed).
 
 Rule for ``auto`` (measured; figures in benchmarks/README.md and recipes/brain_extraction_small/README.md): on a
 CUDA device, torch (the other two run on the CPU only). On the CPU it depends on how often the network runs per
@@ -140,7 +140,7 @@ def exported_onnx(card: ModelCard, role: str) -> Path:
     """The ONNX export of the card's verified torch weights for ``role``, from the cache or made now (atomically)."""
     import torch
 
-    from medai.models.catalog import medai_home
+    from medai.home import cache_dir
     from medai.models.weights import sha256_of, verified_weight
     from medai.runtime.onnx_export import export_onnx
 
@@ -149,7 +149,7 @@ def exported_onnx(card: ModelCard, role: str) -> Path:
     if card.data.get("runtime") == "pytorch-state-dict":
         # the same weights in another architecture would be another network
         key += "-" + hashlib.sha256(json.dumps(card.data.get("network"), sort_keys=True).encode()).hexdigest()[:16]
-    folder = medai_home() / "cache" / "onnx" / key / f"torch-{torch.__version__}"
+    folder = cache_dir("onnx") / key / f"torch-{torch.__version__}"
     path, checksum = folder / f"{role}.onnx", folder / f"{role}.onnx.sha256"
     if path.is_file() and checksum.is_file() and checksum.read_text().strip() == sha256_of(path):
         return path

@@ -12,20 +12,10 @@ from typing import Any
 
 from medai.errors import MedAIError
 from medai.models.card import ModelCard
+from medai.models.network_classes import monai_network_class
 
 #: Keys under which training tools nest the network's weights in a checkpoint (MONAI/ignite, Lightning).
 NESTED_KEYS = ("model", "state_dict", "network")
-
-
-def monai_network_class(name: str):
-    """The class ``monai.networks.nets.<name>``; MedAIError for any other name."""
-    import torch
-    import monai.networks.nets as nets
-
-    cls = getattr(nets, name, None) if not name.startswith("_") else None
-    if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
-        raise MedAIError(f"'{name}' is not a network class of monai.networks.nets; only those can be built")
-    return cls
 
 
 def load_state_dict(path: Path) -> dict[str, Any]:

@@ -10,14 +10,14 @@ The Slicer module's Logic is this class, so the GUI, the Python console and the 
 from __future__ import annotations
 
 import logging
-from typing import Optional, Union
+from typing import Union
 
 import numpy as np
 import slicer
 import vtk
 
 from medai.models import ModelCard, get_card, list_cards
-from medai.slicer.dicom_exports import MODEL_ATTRIBUTE, MODEL_VERSION_ATTRIBUTE
+from medai.slicer.provenance import mark_model_output
 from medai.slicer.headless import init_headless
 from medai.slicer.volume_nodes import node_from_volume, volume_from_node
 from medai.volume import Volume
@@ -83,8 +83,7 @@ class MedAIClassifyLogic:
         table.AddColumn(names)
         table.AddColumn(values)
         table.SetColumnDescription("probability", f"probability of the class (0..1) by model '{card.id}'")
-        table.SetAttribute(MODEL_ATTRIBUTE, card.name)
-        table.SetAttribute(MODEL_VERSION_ATTRIBUTE, card.version)
+        mark_model_output(table, card)
         return table
 
     @staticmethod
@@ -108,8 +107,7 @@ class MedAIClassifyLogic:
         display.SetApplyThreshold(True)
         display.SetLowerThreshold(SALIENCY_THRESHOLD)
         display.SetUpperThreshold(float(np.max(saliency.array)) + 1.0)
-        node.SetAttribute(MODEL_ATTRIBUTE, card.name)
-        node.SetAttribute(MODEL_VERSION_ATTRIBUTE, card.version)
+        mark_model_output(node, card)
         return node
 
 

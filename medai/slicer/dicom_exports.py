@@ -14,19 +14,15 @@ from typing import Optional
 import slicer
 
 from medai.errors import MedAIError, PathLike
+from medai.slicer.provenance import model_of
+from medai.slicer.volume_nodes import FOLDER_ATTRIBUTE, SERIES_ATTRIBUTE
 from medai.volume import Volume
 
-#: Node attributes naming where a volume node's DICOM series is on disk.
-FOLDER_ATTRIBUTE = "MedAI.DICOMFolder"
-SERIES_ATTRIBUTE = "MedAI.SeriesInstanceUID"
-#: Segmentation node attributes naming the model that made it (set by MedAISegLogic).
-MODEL_ATTRIBUTE = "MedAI.Model"
-MODEL_VERSION_ATTRIBUTE = "MedAI.ModelVersion"
 
 
 def dicom_source(volume_node) -> Volume:
     """The DICOM series a volume node was loaded from, read again with its per-slice UIDs and files."""
-    from medai.io.dicom_series import read_dicom
+    from medai.io.dicom.series.read import read_dicom
 
     folder, series_uid = volume_node.GetAttribute(FOLDER_ATTRIBUTE), volume_node.GetAttribute(SERIES_ATTRIBUTE)
     uids = volume_node.GetAttribute("DICOM.instanceUIDs")
@@ -49,21 +45,20 @@ def _export(seg_node, path: PathLike, volume_node, writer) -> Path:
         raise MedAIError(f"segmentation '{seg_node.GetName()}' has no reference volume; pass the DICOM volume node")
     source = dicom_source(volume_node)
     label_map, labels = labels_from_segmentation_node(seg_node, source)
-    name = seg_node.GetAttribute(MODEL_ATTRIBUTE) or "MedAI"
-    version = seg_node.GetAttribute(MODEL_VERSION_ATTRIBUTE) or ""
+    name, version = model_of(seg_node) or ("MedAI", "")
     return writer(label_map, labels, source, Path(path), algorithm_name=name, algorithm_version=version)
 
 
 def export_dicom_seg(seg_node, path: PathLike, volume_node=None) -> Path:
     """Write ``seg_node`` as a DICOM SEG referencing the source images of ``volume_node`` (default: its reference)."""
-    from medai.io.dicom_seg import write_dicom_seg
+    from medai.io.dicom.seg import write_dicom_seg
 
     return _export(seg_node, path, volume_node, write_dicom_seg)
 
 
 def export_rtstruct(seg_node, path: PathLike, volume_node: Optional[object] = None) -> Path:
     """Write ``seg_node`` as an RTSTRUCT on the source images of ``volume_node`` (default: its reference)."""
-    from medai.io.rtstruct import write_rtstruct
+    from medai.io.dicom.rtstruct import write_rtstruct
 
     return _export(seg_node, path, volume_node, write_rtstruct)
 
@@ -81,11 +76,11 @@ def load_dicom_segmentation(path: PathLike, volume_node, name: Optional[str] = N
         raise MedAIError(f"cannot be read as DICOM ({error})", path) from None
     source = dicom_source(volume_node)
     if modality == "SEG":
-        from medai.io.dicom_seg import read_dicom_seg
+        from medai.io.dicom.seg import read_dicom_seg
 
         label_map, labels = read_dicom_seg(path, source)
     elif modality == "RTSTRUCT":
-        from medai.io.rtstruct import read_rtstruct
+        from medai.io.dicom.rtstruct import read_rtstruct
 
         label_map, labels = read_rtstruct(path, source)
     else:

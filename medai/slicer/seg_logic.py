@@ -18,6 +18,7 @@ from medai.errors import PathLike
 from medai.labels import SegmentLabel
 from medai.models import ModelCard, get_card, list_cards
 from medai.slicer.headless import init_headless
+from medai.slicer.provenance import mark_model_output
 from medai.slicer.segmentation_nodes import segmentation_node_from_labels
 from medai.slicer.volume_nodes import load_volume_node, volume_from_node
 from medai.volume import Volume
@@ -52,11 +53,12 @@ class MedAISegLogic:
 
         ``engine``: torch, onnx, openvino or auto (see medai.runtime.engines)."""
         from medai.pipeline import Segmenter
+        from medai.pipeline.modality_check import image_type_check
 
         card = model if isinstance(model, ModelCard) else get_card(model)
         key = (card.id if card.folder is None else str(card.folder / card.id), device, engine)
         if key not in self._segmenters:
-            self._segmenters[key] = Segmenter(card, device, engine)
+            self._segmenters[key] = Segmenter(card, device, engine, modality_check=image_type_check())
         result = self._segmenters[key](volume_from_node(volume_node), progress=progress, source=volume_node.GetName())
         self._report(result.warnings, volume_node)
         return self.segmentation_node(result.label_map, result.labels, volume_node, card, closed_surface)
@@ -83,11 +85,8 @@ class MedAISegLogic:
         name = f"{volume_node.GetName()} {card.id}"
         scene = volume_node.GetScene() or init_headless()
         name = scene.GenerateUniqueName(name) if scene.GetFirstNodeByName(name) else name
-        from medai.slicer.dicom_exports import MODEL_ATTRIBUTE, MODEL_VERSION_ATTRIBUTE
-
         node = segmentation_node_from_labels(label_map, labels, volume_node, name=name, closed_surface=closed_surface)
-        node.SetAttribute(MODEL_ATTRIBUTE, card.name)
-        node.SetAttribute(MODEL_VERSION_ATTRIBUTE, card.version)
+        mark_model_output(node, card)
         return node
 
     def _report(self, warnings: list[str], volume_node) -> None:

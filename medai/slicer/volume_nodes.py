@@ -23,6 +23,10 @@ from medai.slicer.headless import init_headless
 from medai.slicer.image_data import array_from_image, vtk_compatible
 from medai.volume import Volume
 
+#: Node attributes naming where a volume node's DICOM series is on disk (read by the DICOM exports).
+FOLDER_ATTRIBUTE = "MedAI.DICOMFolder"
+SERIES_ATTRIBUTE = "MedAI.SeriesInstanceUID"
+
 
 def world_ijk_to_ras(node) -> np.ndarray:
     """The node's 4x4 IJKToRAS in world coordinates (its linear parent transforms applied)."""
@@ -86,8 +90,6 @@ def display_range(array: np.ndarray) -> tuple[float, float]:
 
 def load_volume_node(path: PathLike, name: Optional[str] = None, scene=None) -> "slicer.vtkMRMLScalarVolumeNode":
     """Read an image file or DICOM series folder with the engine's reader and add it as a volume node."""
-    from medai.slicer.dicom_exports import FOLDER_ATTRIBUTE, SERIES_ATTRIBUTE
-
     volume = read_volume(path)
     node = node_from_volume(volume, name or name_from_path(path), scene)
     dicom = volume.metadata.get("dicom")

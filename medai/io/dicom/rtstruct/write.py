@@ -3,7 +3,7 @@
 One ROI per non-empty label (empty ones are skipped with a logged warning), numbered with the label value, named
 after the label, with its colour (ROIDisplayColor), an RTROIInterpretedType (ORGAN unless told otherwise), the
 terminology's type code as RTROIIdentificationCodeSequence and ROIGenerationAlgorithm AUTOMATIC. On every source
-slice where a label has voxels, its contours follow :mod:`medai.io.rtstruct_contours`: CLOSED_PLANAR polygons along
+slice where a label has voxels, its contours follow :mod:`medai.io.dicom.rtstruct.contours`: CLOSED_PLANAR polygons along
 the pixel edges of the label's pixels, outer boundaries and holes as separate contours to be filled by the
 even-odd rule, so that filling them at voxel centres gives back exactly the label's voxels (single voxels
 included). Corner (i, j) of slice k goes to LPS as origin + i*sI*dI + j*sJ*dJ + k*sK*dK with the series' own
@@ -28,9 +28,9 @@ from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ImplicitVRLittleEndian, gene
 
 from medai.errors import MedAIError, PathLike
 from medai.io.atomic import write_atomically
-from medai.io.dicom_derived import (SourceSeries, copy_patient_study, require_same_grid, rgb255, segments_to_write,
+from medai.io.dicom.derived import (SourceSeries, copy_patient_study, require_same_grid, rgb255, segments_to_write,
                                     source_series)
-from medai.io.rtstruct_contours import mask_polygons
+from medai.io.dicom.rtstruct.contours import mask_polygons
 from medai.labels import SegmentLabel
 from medai.volume import Volume
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from medai.errors import MedAIError
-from medai.io.dicom_planes import Plane
+from medai.io.dicom.series.planes import Plane
 
 #: Positions may sit this far off a perfectly regular stack: 1 % of the slice spacing, at least 0.01 mm.
 RELATIVE_TOLERANCE = 0.01

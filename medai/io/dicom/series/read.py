@@ -1,11 +1,11 @@
 """Reading a DICOM series folder, or one DICOM file, into a :class:`Volume`.
 
-Geometry (see :mod:`medai.io.dicom_stack`): I along the row cosine, J along the column cosine, K along the
+Geometry (see :mod:`medai.io.dicom.series.stack`): I along the row cosine, J along the column cosine, K along the
 slice normal, slices sorted by position along it, so the direction is right-handed and the origin is the first
 pixel of the lowest slice. A single-frame image without ImageOrientationPatient/ImagePositionPatient (a
 radiograph) gets the identity direction and a zero origin; its pixel size is PixelSpacing, else
 ImagerPixelSpacing (at the detector, not corrected for magnification), else 1 mm. Values are rescaled as
-:mod:`medai.io.dicom_pixels` describes; MONOCHROME1 images keep their stored values (the photometric
+:mod:`medai.io.dicom.series.pixels` describes; MONOCHROME1 images keep their stored values (the photometric
 interpretation is in the metadata).
 
 ``volume.metadata["dicom"]`` holds the UIDs later DICOM export needs: StudyInstanceUID, SeriesInstanceUID,
@@ -21,10 +21,10 @@ from typing import Optional
 import numpy as np
 
 from medai.errors import MedAIError, PathLike
-from medai.io.dicom_pixels import read_frames, rescaled
-from medai.io.dicom_planes import Plane, planes_of
-from medai.io.dicom_scan import DicomHeader, choose_series, image_headers_in, read_header
-from medai.io.dicom_stack import Stack, stack_planes
+from medai.io.dicom.series.pixels import read_frames, rescaled
+from medai.io.dicom.series.planes import Plane, planes_of
+from medai.io.dicom.series.scan import DicomHeader, choose_series, image_headers_in, read_header
+from medai.io.dicom.series.stack import Stack, stack_planes
 from medai.volume import Volume
 
 #: Series-level attributes copied into ``metadata["dicom"]`` from the first file.

@@ -31,7 +31,7 @@ import pydicom
 
 from medai.errors import MedAIError, PathLike
 from medai.io.atomic import write_atomically
-from medai.io.dicom_derived import (DEFAULT_COLOR, SourceSeries, check_overlap_mode, code_of, first_item, label_dtype,
+from medai.io.dicom.derived import (DEFAULT_COLOR, SourceSeries, check_overlap_mode, code_of, first_item, label_dtype,
                                     place_segment, read_dicom_object, require_same_grid, rgb255, segments_to_write,
                                     series_volume, source_series)
 from medai.labels import Code, SegmentLabel, Terminology

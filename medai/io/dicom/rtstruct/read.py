@@ -8,8 +8,8 @@ slice nearest to it along the slice normal, and all its points must lie within a
 that slice's plane; otherwise it is refused (the structure set was drawn on other slices, and snapping it to the
 nearest one could misplace it by up to half a slice), as is a structure set of another frame of reference. All
 contours of an ROI on a slice are filled together at pixel centres by the even-odd rule
-(:func:`medai.io.rtstruct_contours.fill_even_odd`: contours inside others are holes, islands in holes fill again),
-the convention :mod:`medai.io.rtstruct_write` writes, so its files read back exactly. Label values are ROI
+(:func:`medai.io.dicom.rtstruct.contours.fill_even_odd`: contours inside others are holes, islands in holes fill again),
+the convention :mod:`medai.io.dicom.rtstruct.write` writes, so its files read back exactly. Label values are ROI
 numbers. POINT and OPEN contours are passed over; ROIs without closed contours are left out with a logged warning.
 Overlapping ROIs (common in radiotherapy: the body contains the organs) are refused unless ``overlap="later"``,
 where the ROI later in the structure set (or in ``rois``) wins; ``rois`` picks ROIs by name.
@@ -25,10 +25,10 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from medai.errors import MedAIError, PathLike
-from medai.io.dicom_derived import (DEFAULT_COLOR, check_overlap_mode, code_of, first_item, label_dtype, place_segment,
+from medai.io.dicom.derived import (DEFAULT_COLOR, check_overlap_mode, code_of, first_item, label_dtype, place_segment,
                                     read_dicom_object, series_volume, source_series)
-from medai.io.rtstruct_contours import fill_even_odd
-from medai.io.rtstruct_write import RT_STRUCTURE_SET_STORAGE
+from medai.io.dicom.rtstruct.contours import fill_even_odd
+from medai.io.dicom.rtstruct.write import RT_STRUCTURE_SET_STORAGE
 from medai.labels import Code, SegmentLabel
 from medai.volume import Volume
 

@@ -1,7 +1,7 @@
 """What DICOM objects derived from an image series (SEG, RTSTRUCT) share: the source series and the segments.
 
 A derived object is written for, and read onto, a *source series*: a :class:`Volume` read by
-:func:`medai.io.dicom_series.read_dicom`, whose ``metadata["dicom"]`` lists the SOP instance UID, file and frame of
+:func:`medai.io.dicom.series.read.read_dicom`, whose ``metadata["dicom"]`` lists the SOP instance UID, file and frame of
 every K slice. Its voxels are the grid that label maps live on: writers refuse label maps on any other grid, and
 readers return label maps on exactly that grid.
 """
@@ -79,7 +79,7 @@ def series_volume(series: Union[Volume, PathLike]) -> Volume:
     """A series given as a volume read from DICOM, or as its folder (read here)."""
     if isinstance(series, Volume):
         return series
-    from medai.io.dicom_series import read_dicom
+    from medai.io.dicom.series.read import read_dicom
 
     return read_dicom(series)
 

@@ -15,8 +15,8 @@ import pydicom
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from medai.errors import MedAIError
-from medai.io.dicom_planes import Plane
-from medai.io.dicom_scan import first_line
+from medai.io.dicom.series.planes import Plane
+from medai.io.dicom.series.scan import first_line
 
 
 def read_frames(path: Path) -> np.ndarray:

@@ -3,7 +3,7 @@
 Each file carries full patient, study, series, frame-of-reference and equipment attributes, the image plane
 (ImagePositionPatient of the slice's first voxel, ImageOrientationPatient = the I and J directions,
 PixelSpacing = [J spacing, I spacing], SliceThickness and SpacingBetweenSlices = the K spacing), explicit VR
-little endian, 16-bit pixel data encoded as :mod:`medai.io.dicom_encode` describes (exact for whole numbers that
+little endian, 16-bit pixel data encoded as :mod:`medai.io.dicom.series.encode` describes (exact for whole numbers that
 fit 16 bits, quantised with a RescaleSlope otherwise) and new UIDs from ``pydicom.uid.generate_uid``.
 Decimal strings use all 16 characters DICOM allows, so positions keep about 1e-10 mm.
 
@@ -26,7 +26,7 @@ from pydicom.valuerep import DSfloat
 
 from medai.errors import MedAIError, PathLike
 from medai.io.atomic import publish_folder, staging_folder
-from medai.io.dicom_encode import Encoded, encode_for_dicom
+from medai.io.dicom.series.encode import Encoded, encode_for_dicom
 from medai.volume import Volume
 
 SOP_CLASSES = {"CT": CTImageStorage, "MR": MRImageStorage}
@@ -103,7 +103,7 @@ def _series_dataset(volume: Volume, encoded: Encoded, modality: str, patient: Ma
     ds.Modality, ds.SeriesInstanceUID, ds.SeriesNumber = modality, generate_uid(), number
     ds.SeriesDescription, ds.PatientPosition = description, ""
     ds.FrameOfReferenceUID, ds.PositionReferenceIndicator = frame_uid, ""
-    ds.Manufacturer, ds.ManufacturerModelName = "MedAI", "medai.io.dicom_write"
+    ds.Manufacturer, ds.ManufacturerModelName = "MedAI", "medai.io.dicom.series.write"
     _image_plane(ds, volume)
     _image_pixel(ds, volume, encoded, modality)
     if modality == "CT":
