@@ -56,7 +56,8 @@ Steve Pieper, Isomics) and on the PyTorch extension.
 class MedAISegParameterNode:
     """The module's parameters, saved with the scene.
 
-    inputVolume - the volume to segment.
+    inputVolume - the volume to segment (for a model that takes several volumes per case: its first one).
+    channel2Volume, channel3Volume, channel4Volume - the case's other volumes, for models that take them.
     model - the id of the catalog model card.
     device - where the model runs: "auto" (a GPU if there is one), "cpu" or "cuda".
     outputSegmentation - the node that receives the result; a new one is created when it is not set.
@@ -64,6 +65,9 @@ class MedAISegParameterNode:
     """
 
     inputVolume: vtkMRMLScalarVolumeNode
+    channel2Volume: vtkMRMLScalarVolumeNode
+    channel3Volume: vtkMRMLScalarVolumeNode
+    channel4Volume: vtkMRMLScalarVolumeNode
     model: str = "brain-extraction"
     device: Annotated[str, Choice(DEVICES)] = "auto"
     outputSegmentation: vtkMRMLSegmentationNode
@@ -124,15 +128,16 @@ class MedAISegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def updateApplyButton(self) -> None:
         running = self._run is not None
         node = self.gui.node
-        ready = bool(node and node.inputVolume and node.model)
+        ready = bool(node and node.inputVolume and node.model and None not in self.gui.channelVolumes())
         self.ui.applyButton.text = _("Cancel") if running else _("Apply")
         self.ui.applyButton.enabled = running or ready
         self.ui.applyButton.toolTip = (_("Stop the segmentation") if running else
                                        _("Segment the input volume") if ready else _("Select an input volume"))
 
     def setRunning(self, running: bool) -> None:
-        for widget in (self.ui.inputSelector, self.ui.modelComboBox, self.ui.addModelButton, self.ui.deviceComboBox,
-                       self.ui.outputSelector):
+        for widget in (self.ui.inputSelector, self.ui.channel2Selector, self.ui.channel3Selector,
+                       self.ui.channel4Selector, self.ui.modelComboBox, self.ui.addModelButton,
+                       self.ui.deviceComboBox, self.ui.outputSelector):
             widget.enabled = not running
         self.ui.progressBar.visible = running
         self.ui.progressBar.value = 0
@@ -148,7 +153,8 @@ class MedAISegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.gui.ensureDependencies()
             self.ui.statusLabel.text = _("Starting...")
             with slicer.util.WaitCursor():
-                self._run = self.logic.startSegmentation(p.inputVolume, p.model, p.device)
+                self._run = self.logic.startSegmentation(p.inputVolume, p.model, p.device,
+                                                         self.gui.channelVolumes())
         except Exception as error:
             showError(self.ui.statusLabel, error)
             return
@@ -225,8 +231,9 @@ class MedAISegLogic(EngineLogic, ScriptedLoadableModuleLogic):
     def getParameterNode(self):
         return MedAISegParameterNode(super().getParameterNode())
 
-    def startSegmentation(self, inputVolume, model: str, device: str = "auto"):
-        """Write ``inputVolume`` to a work folder and start ``medai segment`` on it; returns the started run.
+    def startSegmentation(self, inputVolume, model: str, device: str = "auto", channelVolumes=()):
+        """Write ``inputVolume`` (and the case's other ``channelVolumes``, for a model that takes several) to a work
+        folder and start ``medai segment`` on it; returns the started run.
 
         The run works in its own temporary folder (``run.cwd``); :meth:`finishSegmentation` or
         :meth:`cancelSegmentation` removes it.
@@ -239,9 +246,12 @@ class MedAISegLogic(EngineLogic, ScriptedLoadableModuleLogic):
         folder = tempfile.mkdtemp(prefix="MedAISeg-", dir=slicer.app.temporaryPath)
         try:
             medai.slicer.save_volume_node(inputVolume, os.path.join(folder, "input.nrrd"))
+            channels = [f"channel{n}.nrrd" for n in range(2, 2 + len(channelVolumes))]
+            for node, name in zip(channelVolumes, channels):
+                medai.slicer.save_volume_node(node, os.path.join(folder, name))
             python = shutil.which("PythonSlicer") or sys.executable
-            run = SegmentationRun(["input.nrrd"], "result.seg.nrrd", model, device, python=python,
-                                  env=slicer.util.startupEnvironment(), cwd=folder)
+            run = SegmentationRun(["input.nrrd"], "result.seg.nrrd", model, device, channels=channels,
+                                  python=python, env=slicer.util.startupEnvironment(), cwd=folder)
             logging.info(f"MedAISeg: running {' '.join(run.command)} in {folder}")
             return run.start()
         except Exception:

@@ -236,19 +236,28 @@ class SegmentationRun(ProcessRun):
     """
 
     def __init__(self, inputs: Sequence[PathLike], output: PathLike, model: str = "brain-extraction",
-                 device: str = "auto", *, python: Optional[str] = None, env: Optional[Mapping[str, str]] = None,
+                 device: str = "auto", *, channels: Sequence[PathLike] = (), options: Sequence[str] = (),
+                 python: Optional[str] = None, env: Optional[Mapping[str, str]] = None,
                  cwd: Optional[PathLike] = None) -> None:
-        super().__init__(segmentation_command(inputs, output, model, device, python), env=engine_environment(env),
-                         cwd=cwd, outputs=[output])
+        super().__init__(segmentation_command(inputs, output, model, device, python, channels, options),
+                         env=engine_environment(env), cwd=cwd, outputs=[output])
 
 
 def segmentation_command(inputs: Sequence[PathLike], output: PathLike, model: str, device: str = "auto",
-                         python: Optional[str] = None) -> list[str]:
-    """The command line :class:`SegmentationRun` starts."""
+                         python: Optional[str] = None, channels: Sequence[PathLike] = (),
+                         options: Sequence[str] = ()) -> list[str]:
+    """The command line :class:`SegmentationRun` starts.
+
+    ``channels``: the other volumes of the one case (``--channel``) for a model that takes several;
+    ``options``: further ``medai segment`` options, as command-line words (e.g. ``["--tta"]``).
+    """
     if not inputs:
         raise ValueError("at least one input is needed")
+    if channels and len(inputs) != 1:
+        raise ValueError("channels belong to one case: give one input with them")
     return [python or sys.executable, "-m", "medai.cli.main", "segment", *map(os.fspath, inputs),
-            "-o", os.fspath(output), "--model", model, "--device", device, "--progress", "json"]
+            *(word for path in channels for word in ("--channel", os.fspath(path))),
+            "-o", os.fspath(output), "--model", model, "--device", device, "--progress", "json", *options]
 
 
 def engine_environment(env: Optional[Mapping[str, str]] = None) -> dict[str, str]:

@@ -78,7 +78,33 @@ class ParameterNodeGui:
         if index >= 0 and index != combo.currentIndex:
             combo.currentIndex = index
         self.ui.modelInfoLabel.text = describeModel(self.node.model)
+        self.showChannels()
         self.onChange()
+
+    #: The panel's selectors for a case's other volumes (a model with more channels runs from the console or CLI).
+    CHANNEL_SLOTS = (2, 3, 4)
+
+    def showChannels(self) -> None:
+        """One selector per extra volume the selected model takes, labelled with the channel's name."""
+        if self.task != "segmentation":
+            return
+        names = channelNames(self.node.model)
+        for slot in self.CHANNEL_SLOTS:
+            label, selector = getattr(self.ui, f"channel{slot}Label"), getattr(self.ui, f"channel{slot}Selector")
+            used = slot <= len(names)
+            label.visible = selector.visible = used
+            if used:
+                label.text = f"{names[slot - 1]}:"
+        self.ui.inputLabel.text = f"{names[0]}:" if len(names) > 1 else _("Input volume:")
+        if len(names) > 1 + len(self.CHANNEL_SLOTS):
+            self.ui.statusLabel.text = _("This model takes {count} volumes per case; the panel has room for "
+                                         "{room}: run it from the Python console or the command line.").format(
+                count=len(names), room=1 + len(self.CHANNEL_SLOTS))
+
+    def channelVolumes(self) -> list:
+        """The volume nodes chosen for the selected model's extra channels, in order (None where none is chosen)."""
+        count = len(channelNames(self.node.model)) - 1 if self.node and self.task == "segmentation" else 0
+        return [getattr(self.node, f"channel{slot}Volume") for slot in self.CHANNEL_SLOTS[:count]]
 
     def onModelSelected(self, index: int) -> None:
         modelId = self.ui.modelComboBox.itemData(index)
@@ -91,6 +117,16 @@ def modelCards(task: str) -> list:
     from medai.models.catalog import list_cards
 
     return [card for card in list_cards() if card.task == task]
+
+
+def channelNames(modelId: str) -> list:
+    """The volumes ``modelId`` takes per case (``["image"]`` when the catalog cannot say)."""
+    try:
+        from medai.slicer.seg_logic import MedAISegLogic
+
+        return MedAISegLogic.channel_names(modelId)
+    except Exception:  # no catalog or no such card: the combobox's status already says why
+        return ["image"]
 
 
 def describeModel(modelId: str) -> str:

@@ -19,6 +19,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("-o", "--output", required=True,
                         help="output file for one input (.seg.nrrd, .nii.gz, .nrrd), or a folder for several")
     parser.add_argument("--model", default="brain-extraction", help="model id or path to a model card (default: %(default)s)")
+    parser.add_argument("--channel", action="append", default=[], metavar="IMAGE",
+                        help="another volume of the same case, for models that take several (e.g. T2, FLAIR): "
+                             "repeat in the order `medai models show MODEL` lists its channels; INPUT is the first "
+                             "and sets the grid of the result; the others are aligned to it in physical space")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--engine", default="auto", choices=("auto", "torch", "onnx", "openvino"),
                         help="inference engine; auto: torch on a GPU; on the CPU OpenVINO (else ONNX Runtime) for "
@@ -31,6 +35,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--progress", default="bar", choices=("bar", "json", "none"),
                         help="progress display: a bar on the terminal, JSON lines on stdout, or none")
     parser.add_argument("--overwrite", action="store_true", help="replace output files that already exist")
+    parser.add_argument("--statistics", type=Path, metavar="STATS.csv",
+                        help="also write each segment's volume (ml) and the image's mean, std, min, max and median "
+                             "under it: one row per case and segment")
     derived = parser.add_argument_group("DICOM and mesh outputs (for a batch, each of these is a folder)")
     derived.add_argument("--dicom-seg", type=Path, metavar="SEG.dcm", help="also write a DICOM SEG (DICOM input only)")
     derived.add_argument("--rtstruct", type=Path, metavar="RT.dcm", help="also write a DICOM RTSTRUCT (DICOM input only)")
@@ -89,7 +96,20 @@ def derived_outputs(args: argparse.Namespace):
                           mesh_merged=args.mesh_merged, deidentify_dir=args.deidentify)
 
 
+def require_case_channels(card, args: argparse.Namespace) -> None:
+    """Refuse a command line that does not give one image per channel of the model (INPUT + --channel)."""
+    names = [channel["name"] for channel in card.channels]
+    if args.channel and len(args.inputs) > 1:
+        raise MedAIError("--channel gives the other volumes of one case; it cannot be combined with several inputs")
+    if len(names) != 1 + len(args.channel):
+        given = 1 + len(args.channel)
+        raise MedAIError(f"model '{card.id}' takes {len(names)} image{'s' if len(names) > 1 else ''} per case "
+                         f"({', '.join(names)}); {given} {'was' if given == 1 else 'were'} given: the first is INPUT, "
+                         f"the others --channel IMAGE, in that order")
+
+
 def run(args: argparse.Namespace) -> int:
+    from medai.evaluation.statistics import structure_statistics, write_statistics_csv
     from medai.export.derived_outputs import write_derived
     from medai.io import read_volume
     from medai.pipeline import Segmenter
@@ -110,6 +130,13 @@ def run(args: argparse.Namespace) -> int:
                 raise MedAIError("is a file; with several inputs, DICOM and mesh outputs go into folders", folder)
             folder.mkdir(parents=True, exist_ok=True)
     segmenter = Segmenter(args.model, args.device, args.engine, args.precision, modality_check=image_type_check())
+    require_case_channels(segmenter.card, args)
+    if args.statistics is not None:
+        if args.statistics.exists() and not args.overwrite:
+            raise MedAIError("already exists; use --overwrite to replace it", args.statistics)
+        if not args.statistics.parent.is_dir():
+            raise MedAIError("the folder to write into does not exist", args.statistics.parent)
+    statistics: list[dict] = []
     progress.start(len(args.inputs))
     for index, (item, target) in enumerate(zip(args.inputs, targets)):
         progress.begin_case(index, item)
@@ -120,10 +147,12 @@ def run(args: argparse.Namespace) -> int:
                 raise MedAIError("the folder to write into does not exist", target.parent)
             progress.update("read", 0.0)
             volume = read_volume(item)
+            others = [read_volume(path) for path in args.channel]
             case_outputs = derived.for_case(target.name[: -len(args.format)]) if into_folder else derived
             case_outputs.check(volume, item, args.overwrite)
             # the pipeline reports 0..1 within itself; reading and writing take the ends of the case's bar
-            result = segmenter(volume, progress=lambda stage, f: progress.update(stage, 0.02 + 0.93 * f), source=item)
+            result = segmenter([volume, *others], progress=lambda stage, f: progress.update(stage, 0.02 + 0.93 * f),
+                               source=[item, *args.channel])
             for warning in result.warnings:
                 print(f"medai: warning: {item}: {warning}", file=sys.stderr)
             progress.update("write", 0.96)
@@ -138,10 +167,15 @@ def run(args: argparse.Namespace) -> int:
                 except BaseException:
                     target.unlink(missing_ok=True)  # no partial case: the label map goes too
                     raise
+            if args.statistics is not None:
+                statistics += [{"case": item, **row}
+                               for row in structure_statistics(result.label_map, result.labels, volume)]
             progress.case_done(str(target), timings={k: round(v, 3) for k, v in result.timings.items()})
             continue
         except Exception as error:  # noqa: BLE001 - a batch reports every case and carries on
             report_case_failure(progress, case_error_line(error, item, args.debug), single_line)
+    if args.statistics is not None and statistics:
+        write_statistics_csv(statistics, args.statistics)
     summary = progress.summary()
     if summary["failed"] and len(args.inputs) == 1:
         # one input: the one-line error goes to stderr as for every other command

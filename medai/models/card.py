@@ -61,6 +61,12 @@ class ModelCard:
         return self.data["input"]
 
     @property
+    def channels(self) -> list[dict[str, Any]]:
+        """The input volumes of one case, in the network's order: ``{"name", "modality"}`` each (default: one)."""
+        declared = self.input.get("channels") or [{"name": "image"}]
+        return [{"modality": self.modality, **channel} for channel in declared]
+
+    @property
     def preprocessing(self) -> dict[str, Any]:
         return self.data.get("preprocessing", {})
 
@@ -81,7 +87,11 @@ class ModelCard:
         inp = self.input
         expects = " ".join(x for x in (inp.get("modality"), inp.get("sequence"), inp.get("body_part")) if x)
         labels = ", ".join(label.name for label in self.labels) or ", ".join(self.data.get("classes", []))
-        return (f"{self.name} (v{self.version}): {self.description} Expects a {inp['dimensions']}D {expects} image. "
+        channels = self.channels
+        takes = (f"Expects a {inp['dimensions']}D {expects} image." if len(channels) == 1 else
+                 f"Expects {len(channels)} {inp['dimensions']}D {expects} images per case, in this order: "
+                 f"{', '.join(c['name'] for c in channels)}.")
+        return (f"{self.name} (v{self.version}): {self.description} {takes} "
                 f"Outputs: {labels}. Licence: {self.license}. Source: {self.data['source']}.")
 
 

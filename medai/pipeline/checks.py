@@ -17,8 +17,12 @@ from medai.models.card import ModelCard
 from medai.volume import Volume
 
 
-def check_input(volume: Volume, card: ModelCard, source: Optional[PathLike] = None) -> list[str]:
-    """Raise for input ``card``'s model cannot take; return warnings for suspicious input."""
+def check_input(volume: Volume, card: ModelCard, source: Optional[PathLike] = None,
+                modality: Optional[str] = None) -> list[str]:
+    """Raise for input ``card``'s model cannot take; return warnings for suspicious input.
+
+    ``modality``: what this image should be (a channel's own modality), default the card's.
+    """
     warnings: list[str] = []
     size = np.array(volume.size_ijk)
     if card.input["dimensions"] == 3 and (size <= 1).any():
@@ -40,7 +44,7 @@ def check_input(volume: Volume, card: ModelCard, source: Optional[PathLike] = No
     if low == high:
         raise MedAIError(f"is a constant image (every voxel is {low:g}); there is nothing to "
                          f"{'segment' if card.task == 'segmentation' else 'classify'}", source)
-    modality = card.modality
+    modality = modality or card.modality
     if modality == "MR" and low < -500 and high > 500:
         warnings.append(f"intensities range from {low:g} to {high:g}, typical of CT in Hounsfield units, "
                         f"but model '{card.id}' expects MR")

@@ -1,4 +1,6 @@
-"""Running a card's network(s) on a canonical (X, Y, Z) image; returns class scores (C, X, Y, Z).
+"""Running a card's network(s) on a canonical image; returns class scores (classes, X, Y, Z).
+
+The image is (channels, X, Y, Z), or (X, Y, Z) for one channel; each channel is normalised on its own.
 
 Three modes, chosen by the card's ``inference.mode``:
 
@@ -15,7 +17,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from medai.errors import MedAIError
-from medai.pipeline.intensity import normalize, quantile_bounds
+from medai.pipeline.intensity import channel_specs, normalize, normalize_channels, quantile_bounds
 
 StageCallback = Callable[[str, float], None]
 
@@ -29,6 +31,14 @@ def resize_tensor(x, size, mode: str):
         return x
     kwargs = {"align_corners": False} if mode == "trilinear" else {}
     return F.interpolate(x[None], size, mode=mode, **kwargs)[0]
+
+
+def channels_tensor(image: np.ndarray):
+    """A (channels, X, Y, Z) float32 tensor of a (channels, X, Y, Z) or (X, Y, Z) image (no copy when possible)."""
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))
+    return x[None] if x.dim() == 3 else x
 
 
 def _scores(output, spec: dict[str, Any]):
@@ -66,7 +76,11 @@ def localise_crop_segment(image: np.ndarray, networks: dict, spec: dict[str, Any
     from medai.pipeline.postprocess import largest_component
 
     note = on_stage or (lambda stage, f: None)
-    x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None]
+    x = channels_tensor(image)
+    if x.shape[0] != 1:
+        raise MedAIError("the localise-crop-segment mode takes one input channel")
+    intensity = channel_specs(intensity, 1)[0]
+    shape = tuple(x.shape[1:])
     mode = spec.get("resize_mode", "nearest-exact")
     small = resize_tensor(x, spec["localiser_size"], mode)
     bounds = None
@@ -76,13 +90,13 @@ def localise_crop_segment(image: np.ndarray, networks: dict, spec: dict[str, Any
     located = _scores(networks["localiser"](normalize(small, intensity, bounds)[None])[0], spec)
     channel = spec.get("foreground_channel", 1)
     found = largest_component((located[channel] > 0.5).cpu().numpy())
-    box = _bbox_with_margin(found, image.shape, spec.get("crop_margin", 0.1))
+    box = _bbox_with_margin(found, shape, spec.get("crop_margin", 0.1))
     note("segment", 0.0)
     crop = resize_tensor(x[(slice(None),) + box], spec["input_size"], mode)
     scores_crop = _scores(networks["segmenter"](normalize(crop, intensity, bounds)[None])[0], spec)
     crop_shape = tuple(s.stop - s.start for s in box)
     scores_box = resize_tensor(scores_crop, crop_shape, mode).cpu()
-    scores = torch.zeros((scores_box.shape[0],) + tuple(image.shape), dtype=scores_box.dtype)
+    scores = torch.zeros((scores_box.shape[0],) + shape, dtype=scores_box.dtype)
     if scores.shape[0] > 1 and channel != 0:
         scores[0] = 1.0  # outside the box: background
     scores[(slice(None),) + box] = scores_box
@@ -92,15 +106,13 @@ def localise_crop_segment(image: np.ndarray, networks: dict, spec: dict[str, Any
 def whole_image(image: np.ndarray, networks: dict, spec: dict[str, Any], intensity: dict[str, Any],
                 on_stage: Optional[StageCallback] = None):
     """Resize to ``input_size`` (if given), run the 'segmenter', resize back."""
-    import torch
-
     note = on_stage or (lambda stage, f: None)
-    x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None]
+    x = channels_tensor(image)
     mode = spec.get("resize_mode", "trilinear")
     resized = resize_tensor(x, spec["input_size"], mode) if spec.get("input_size") else x
     note("segment", 0.0)
-    scores = _scores(networks["segmenter"](normalize(resized, intensity)[None])[0], spec)
-    return resize_tensor(scores, image.shape, "trilinear" if mode == "trilinear" else mode).cpu().numpy()
+    scores = _scores(networks["segmenter"](normalize_channels(resized, intensity)[None])[0], spec)
+    return resize_tensor(scores, x.shape[1:], "trilinear" if mode == "trilinear" else mode).cpu().numpy()
 
 
 def sliding_window(image: np.ndarray, networks: dict, spec: dict[str, Any], intensity: dict[str, Any],
@@ -110,7 +122,7 @@ def sliding_window(image: np.ndarray, networks: dict, spec: dict[str, Any], inte
     from monai.inferers import sliding_window_inference
 
     note = on_stage or (lambda stage, f: None)
-    x = normalize(torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None], intensity)
+    x = normalize_channels(channels_tensor(image), intensity)
     note("segment", 0.0)
     # The runtimes return inference tensors; MONAI weights them in place, which torch allows only in this mode.
     with torch.inference_mode():

@@ -1,8 +1,12 @@
-"""Intensity normalisation of a network's input (torch tensors), as the model card's ``intensity`` says."""
+"""Intensity normalisation of a network's input (torch tensors), as the model card's ``intensity`` says.
+
+A card's ``preprocessing.intensity`` is one normalisation, applied to each input channel on its own, or a list
+of them, one per channel (:func:`normalize_channels`).
+"""
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
@@ -36,3 +40,26 @@ def normalize(x, spec: dict[str, Any], bounds: Optional[tuple[float, float]] = N
     if kind == "none":
         return x
     raise ValueError(f"unknown intensity normalisation {kind!r}")
+
+
+IntensitySpec = Union[dict[str, Any], Sequence[dict[str, Any]]]
+
+
+def channel_specs(spec: IntensitySpec, channels: int) -> list[dict[str, Any]]:
+    """The normalisation of each of ``channels`` input channels: ``spec`` for each, or the list's entries."""
+    if isinstance(spec, dict):
+        return [spec] * channels
+    specs = list(spec)
+    if len(specs) != channels:
+        raise ValueError(f"{len(specs)} intensity normalisations for {channels} input channels")
+    return specs
+
+
+def normalize_channels(x, spec: IntensitySpec):
+    """Normalise each channel of a (C, ...) tensor ``x`` on its own, by ``spec`` (see :func:`channel_specs`)."""
+    import torch
+
+    specs = channel_specs(spec, x.shape[0])
+    if len(specs) == 1:
+        return normalize(x, specs[0])
+    return torch.cat([normalize(x[c:c + 1], s) for c, s in enumerate(specs)])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Union
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
@@ -62,9 +62,12 @@ class Segmenter:
                               for role in self.card.weights}
         return self._networks
 
-    def __call__(self, volume: Volume, progress: Optional[ProgressCallback] = None,
-                 source: Optional[PathLike] = None) -> SegmentationResult:
-        """Segment ``volume``; ``progress(stage, fraction)`` is called as each stage begins."""
+    def __call__(self, volume: Union[Volume, Sequence[Volume]], progress: Optional[ProgressCallback] = None,
+                 source: Union[None, PathLike, Sequence[Optional[PathLike]]] = None) -> SegmentationResult:
+        """Segment one case: ``volume``, or one volume per channel of the card (the first is the case's grid; see
+        :mod:`medai.pipeline.channels`). ``progress(stage, fraction)`` is called as each stage begins; ``source``
+        names the file (or one per channel) for messages."""
+        from medai.pipeline.channels import align_channels, case_volumes, require_channel_count
         from medai.pipeline.checks import check_input
         from medai.pipeline.deoblique import axis_aligned_grid, is_oblique, scores_to_grid
         from medai.pipeline.inference import MODES
@@ -76,25 +79,37 @@ class Segmenter:
         timer = StageTimer(progress, STAGE_START)
 
         timer.begin("checks")
-        warnings = check_input(volume, card, source)
-        if self.modality_check is not None:
-            warnings += self.modality_check(volume, card)
+        volumes = case_volumes(volume)
+        sources = list(source) if isinstance(source, (list, tuple)) else [source] * len(volumes)
+        require_channel_count(volumes, card, sources[0])
+        warnings: list[str] = []
+        for channel, image_volume, image_source in zip(card.channels, volumes, sources):
+            warnings += check_input(image_volume, card, image_source, channel["modality"])
+            if self.modality_check is not None and channel["modality"] == card.modality:
+                warnings += self.modality_check(image_volume, card)
+        channels = align_channels(volumes, card, sources)
+        warnings += channels.warnings
+        volume = channels.grid
         networks = self.load()
 
         timer.begin("preprocess")
-        work = volume.with_array(np.nan_to_num(volume.array.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0))
+        work = [v.with_array(np.nan_to_num(v.array.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0))
+                for v in channels.volumes]
         deoblique = bool(card.preprocessing.get("deoblique")) and is_oblique(volume)
         if deoblique:
-            work = resample_to_grid(work, axis_aligned_grid(work), "linear")
+            target = axis_aligned_grid(work[0])
+            work = [resample_to_grid(w, target, "linear") for w in work]
         orientation = card.preprocessing.get("orientation", "none")
         spacing = card.preprocessing.get("spacing")
         if spacing is not None:
             # the network's voxel size; scores go back to the input grid linearly, labels are made there
-            axes = spacing_in_voxel_axes(work, spacing, "LPS" if orientation == "LPS" else "RAS")
-            work = resample_to_grid(work, grid_like(work, spacing=axes), "linear")
+            axes = spacing_in_voxel_axes(work[0], spacing, "LPS" if orientation == "LPS" else "RAS")
+            target = grid_like(work[0], spacing=axes)
+            work = [resample_to_grid(w, target, "linear") for w in work]
         resampled = deoblique or spacing is not None
-        reorientation = canonical_reorientation(work, orientation) if orientation != "none" else None
-        image = work.array.transpose(2, 1, 0)
+        reorientation = canonical_reorientation(work[0], orientation) if orientation != "none" else None
+        arrays = [w.array.transpose(2, 1, 0) for w in work]
+        image = arrays[0][None] if len(arrays) == 1 else np.stack(arrays)  # (channels, I, J, K); one: a view
         if reorientation is not None:
             image = reorientation.apply(image)
 
@@ -108,7 +123,7 @@ class Segmenter:
             # scores back onto the input grid (linearly), then labels there
             if reorientation is not None:
                 scores = reorientation.invert(scores)
-            scores = scores_to_grid(scores, work, volume, background_channel=0 if foreground != 0 else None)
+            scores = scores_to_grid(scores, work[0], volume, background_channel=0 if foreground != 0 else None)
             labels = scores_to_labels(scores, card.postprocessing, label_values, foreground)
         else:
             labels = scores_to_labels(scores, card.postprocessing, label_values, foreground)
@@ -120,8 +135,10 @@ class Segmenter:
         return SegmentationResult(label_map, list(card.labels), warnings, timer.seconds)
 
 
-def segment_volume(volume: Volume, model: Union[ModelCard, str] = "brain-extraction", device: str = "auto",
+def segment_volume(volume: Union[Volume, Sequence[Volume]], model: Union[ModelCard, str] = "brain-extraction",
+                   device: str = "auto",
                    progress: Optional[ProgressCallback] = None, engine: str = "auto",
                    modality_check: Optional[InputCheck] = None) -> SegmentationResult:
-    """Segment one volume with ``model`` (an id, a card path or a card); see :class:`Segmenter`."""
+    """Segment one case (a volume, or one per channel) with ``model`` (an id, a card path or a card); see
+    :class:`Segmenter`."""
     return Segmenter(model, device, engine, modality_check=modality_check)(volume, progress)

@@ -55,4 +55,8 @@ def __getattr__(name: str) -> Any:
         from medai.slicer.features import extract_segment_features
 
         return extract_segment_features
+    if name == "segment_statistics_table":
+        from medai.slicer.statistics import segment_statistics_table
+
+        return segment_statistics_table
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

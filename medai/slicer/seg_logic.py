@@ -40,6 +40,12 @@ class MedAISegLogic:
         return [card for card in list_cards() if card.task == "segmentation"]
 
     @staticmethod
+    def channel_names(model: Union[str, ModelCard]) -> list[str]:
+        """The names of the volumes ``model`` takes per case, in order (one name for most models)."""
+        card = model if isinstance(model, ModelCard) else get_card(model)
+        return [channel["name"] for channel in card.channels]
+
+    @staticmethod
     def install_model(path: PathLike, model_id: Optional[str] = None, force: bool = False) -> ModelCard:
         """Install a model package or MONAI bundle (folder, zip, or its card.json / configs/metadata.json) for
         :meth:`models`; returns the installed card (see ``medai models install``)."""
@@ -48,9 +54,17 @@ class MedAISegLogic:
         return install_model(path, model_id, force)
 
     def segment(self, volume_node, model: Union[str, ModelCard] = "brain-extraction", device: str = "auto",
-                closed_surface: bool = False, progress: Optional[ProgressCallback] = None, engine: str = "auto"):
+                closed_surface: bool = False, progress: Optional[ProgressCallback] = None, engine: str = "auto",
+                statistics: bool = False):
         """Segment ``volume_node`` in this process; returns a new segmentation node on the volume's grid.
 
+        ``statistics``: also make a table node of each segment's volume and intensities
+        (:func:`medai.slicer.statistics.segment_statistics_table`), referenced by the segmentation node as
+        ``MedAI.Statistics``.
+
+        For a model that takes several volumes per case, ``volume_node`` is a list of volume nodes, one per channel
+        in the card's order (``card.channels``); the first sets the grid and names the result, the others are
+        aligned to it in physical space (their parent transforms applied).
         ``engine``: torch, onnx, openvino or auto (see medai.runtime.engines)."""
         from medai.pipeline import Segmenter
         from medai.pipeline.modality_check import image_type_check
@@ -59,9 +73,16 @@ class MedAISegLogic:
         key = (card.id if card.folder is None else str(card.folder / card.id), device, engine)
         if key not in self._segmenters:
             self._segmenters[key] = Segmenter(card, device, engine, modality_check=image_type_check())
-        result = self._segmenters[key](volume_from_node(volume_node), progress=progress, source=volume_node.GetName())
-        self._report(result.warnings, volume_node)
-        return self.segmentation_node(result.label_map, result.labels, volume_node, card, closed_surface)
+        nodes = list(volume_node) if isinstance(volume_node, (list, tuple)) else [volume_node]
+        result = self._segmenters[key]([volume_from_node(node) for node in nodes], progress=progress,
+                                       source=[node.GetName() for node in nodes])
+        self._report(result.warnings, nodes[0])
+        node = self.segmentation_node(result.label_map, result.labels, nodes[0], card, closed_surface)
+        if statistics:
+            from medai.slicer.statistics import segment_statistics_table
+
+            segment_statistics_table(node, nodes[0])
+        return node
 
     def segment_file(self, path: PathLike, model: Union[str, ModelCard] = "brain-extraction", device: str = "auto",
                      closed_surface: bool = False):
